@@ -1,0 +1,189 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, request, session
+from flask_login import current_user
+
+from config import DEV_SECRET_KEY, Config, config_from_env
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration is unsafe or incomplete for this environment."""
+
+
+def check_production(app: Flask) -> None:
+    """Refuse to start production with the development secret key or no key at all.
+
+    Raises :class:`ConfigurationError`.
+    """
+    if app.config.get("ENV_NAME") != "production":
+        return
+    key = app.config.get("SECRET_KEY")
+    if not key or key == DEV_SECRET_KEY or len(str(key)) < 16:
+        raise ConfigurationError(
+            "SECRET_KEY is unset, too short or the development key: set a random SECRET_KEY "
+            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))') before starting production."
+        )
+
+
+def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
+    """Build the application: configuration, extensions, blueprints, CLI and error pages.
+
+    Raises :class:`ConfigurationError` when production is misconfigured. Nothing here migrates the
+    database or starts the scheduler; see ``flask db upgrade`` and ``app.sla.scheduler``.
+    """
+    config_class = config_class or config_from_env()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config_class)
+    app.config["ENV_NAME"] = next((name for name, cls in _config_names().items() if cls is config_class), "custom")
+    app.config.update(overrides)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite has no connection pool to size
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.pop("pool_size", None)
+        options.pop("max_overflow", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    check_production(app)
+    _configure_logging(app)
+
+    from app.extensions import babel, bootstrap, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    _configure_sqlite(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    bootstrap.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "warning"
+    from flask_babel import lazy_gettext as _l
+
+    login_manager.login_message = _l("Please sign in to open this page.")
+
+    _import_models()
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from app.auth.models import User
+
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.is_active else None
+
+    _register_blueprints(app)
+    _register_template_helpers(app)
+
+    from app.main.views import register_error_handlers
+
+    register_error_handlers(app)
+    return app
+
+
+def _config_names():
+    from config import CONFIGS
+
+    return CONFIGS
+
+
+def select_locale() -> str:
+    """The signed-in user's language, else the session's, else Simplified Chinese."""
+    from flask import current_app, has_request_context
+
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI and scheduler jobs
+        chosen = current_app.config.get("CLI_LOCALE")
+        return chosen if chosen in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    chosen = session.get("locale")
+    if chosen in languages:
+        return chosen
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _configure_logging(app: Flask) -> None:
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _configure_sqlite(app: Flask) -> None:
+    """SQLite: foreign keys on, wait for locks, and transactions that really begin.
+
+    pysqlite defers BEGIN until the first write, which breaks SAVEPOINT (nested transactions) and lets
+    a read-then-write transaction fail when another process writes. The driver's own transaction
+    handling is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer at a
+    time; SQLite is the zero-setup development database, PostgreSQL serves production).
+    """
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    if getattr(_configure_sqlite, "done", False):
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _sqlite_connect(dbapi_connection, _record):
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=15000")
+            cursor.close()
+
+    @event.listens_for(Engine, "begin")
+    def _sqlite_begin(connection):
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _configure_sqlite.done = True
+
+
+def _import_models() -> None:
+    """Import every model module so metadata and Alembic see all tables."""
+    import app.auth.models  # noqa: F401
+    import app.cases.models  # noqa: F401
+    import app.org.models  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.auth.cli import bp as auth_cli
+    from app.auth.views import bp as auth_bp
+    from app.demo.cli import bp as demo_cli
+    from app.main.cli import bp as main_cli
+    from app.main.views import bp as main_bp
+    from app.org.cli import bp as org_cli
+
+    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, org_cli, demo_cli):
+        app.register_blueprint(blueprint)
+
+    from app.admin import init_admin
+
+    init_admin(app)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from flask_babel import format_datetime
+
+    from app.auth import roles
+    from app.core.timeutil import to_local
+
+    @app.template_filter("localtime")
+    def localtime(value, fmt: str = "%Y-%m-%d %H:%M"):
+        local = to_local(value)
+        return local.strftime(fmt) if local else ""
+
+    @app.context_processor
+    def inject_globals():
+        from flask import current_app
+
+        return {
+            "roles": roles,
+            "languages": current_app.config["LANGUAGES"],
+            "current_locale": select_locale() if request else None,
+            "format_datetime": format_datetime,
+        }

@@ -1,0 +1,102 @@
+"""Administration screens (Flask-Admin), restricted to administrators.
+
+Each feature contributes its views in its own ``admin.py`` (``register(admin)``); this module holds
+the shared secure base view and builds the ``Admin`` object for an application.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from wtforms.validators import ValidationError
+
+from app.auth import roles
+
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def is_admin_user() -> bool:
+    return current_user.is_authenticated and current_user.role == roles.ADMIN
+
+
+class SecureMixin:
+    """Only administrators; anyone else signed in gets 403, anonymous users go to the login page."""
+
+    def is_accessible(self):
+        return is_admin_user()
+
+    def inaccessible_callback(self, name, **kwargs):
+        if current_user.is_authenticated:
+            abort(403)
+        return redirect(url_for("auth.login", next=request.full_path))
+
+
+class SecureIndexView(SecureMixin, AdminIndexView):
+    @expose("/")
+    def index(self):
+        return self.render("admin/app_index.html")
+
+
+class SecureModelView(SecureMixin, ModelView):
+    """A CSRF-protected model screen with friendly integrity messages."""
+
+    form_base_class = FlaskForm
+    page_size = 50
+    can_view_details = True
+    can_export = True
+    export_types = ["csv"]
+    create_modal = False
+    edit_modal = False
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, IntegrityError):
+            text = str(exc.orig).lower()
+            if "unique" in text or "duplicate" in text:
+                flash(_("A record with the same code or name already exists. Change it and save again."), "error")
+            elif "foreign key" in text or "violates" in text or "constraint" in text:
+                flash(
+                    _(
+                        "Other records still refer to this one (cases, users, compounds…). "
+                        "Move or deactivate them first."
+                    ),
+                    "error",
+                )
+            else:
+                flash(_("The database refused the change: %(reason)s", reason=str(exc.orig)), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+
+def validate_code(_form, field) -> None:
+    """Form validator: a code is 1–32 letters, digits, dashes or underscores."""
+    if field.data and not CODE_RE.match(field.data.strip()):
+        raise ValidationError(_("Use 1–32 letters, digits, dashes or underscores, e.g. C01."))
+    if field.data:
+        field.data = field.data.strip()
+
+
+def init_admin(app) -> Admin:
+    """Create the administration screens for ``app`` and register every feature's views."""
+    admin = Admin(
+        app,
+        name=_l("Administration"),
+        index_view=SecureIndexView(name=_l("Overview"), url="/admin"),
+        theme=Bootstrap4Theme(base_template="admin/app_base.html", fluid=True),
+    )
+    from app.auth.admin import register as register_auth
+    from app.cases.admin import register as register_cases
+    from app.org.admin import register as register_org
+
+    register_org(admin)
+    register_cases(admin)
+    register_auth(admin)
+    return admin

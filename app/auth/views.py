@@ -1,0 +1,122 @@
+"""Login, logout, profile and password pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from app.auth import services
+from app.auth.forms import ChangePasswordForm, LoginForm, TokenForm
+from app.auth.models import ApiToken
+from app.core.errors import DomainError
+from app.extensions import db
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only follow a relative ``next`` on this site (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.username.data, form.password.data)
+        except services.LoginRefused as refused:
+            db.session.commit()  # keep the failure count / lock
+            form.password.errors.append(refused.message)
+            status = 401
+        else:
+            db.session.commit()
+            login_user(user, remember=form.remember.data)
+            flash(_("Welcome, %(name)s.", name=user.display_name), "success")
+            return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    form = ChangePasswordForm()
+    token_form = TokenForm(prefix="token")
+    if form.submit.data and form.validate_on_submit():
+        try:
+            services.change_password(current_user, form.current_password.data, form.new_password.data)
+        except DomainError as error:
+            db.session.rollback()
+            target = getattr(form, error.field or "new_password", form.new_password)
+            target.errors.append(error.message)
+        else:
+            db.session.commit()
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("auth.profile"))
+    tokens = db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
+    ).all()
+    return render_template("auth/profile.html", form=form, token_form=token_form, tokens=tokens)
+
+
+@bp.route("/profile/tokens", methods=["POST"])
+@login_required
+def create_token():
+    token_form = TokenForm(prefix="token")
+    if not token_form.validate_on_submit():
+        flash(_("Give the token a name, e.g. the system that will use it."), "danger")
+        return redirect(url_for("auth.profile"))
+    try:
+        token, secret = services.create_token(current_user, token_form.name.data)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return redirect(url_for("auth.profile"))
+    db.session.commit()
+    tokens = db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
+    ).all()
+    return render_template(
+        "auth/profile.html",
+        form=ChangePasswordForm(),
+        token_form=TokenForm(prefix="token"),
+        tokens=tokens,
+        new_secret=secret,
+        new_token=token,
+    )
+
+
+@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int):
+    try:
+        services.revoke_token(current_user, token_id)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+    else:
+        db.session.commit()
+        flash(_("The token is revoked; calls using it are refused from now on."), "success")
+    return redirect(url_for("auth.profile"))

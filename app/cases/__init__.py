@@ -1,0 +1,1 @@
+"""Cases: categories, intake, the workflow engine binding, events and attachments."""

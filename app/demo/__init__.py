@@ -1,0 +1,1 @@
+"""Demo data: a realistic street with communities, compounds, firms, users and cases."""

@@ -1,0 +1,1 @@
+"""Organisation: street → community → compound → building; grids, stations, firms, contracts, branches."""

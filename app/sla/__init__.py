@@ -1,0 +1,1 @@
+"""Time limits: working calendar, deadlines, the escalation sweep, the scheduler."""

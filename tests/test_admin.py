@@ -1,0 +1,142 @@
+"""Administration screens: only administrators, with validation that keeps the input."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.auth.models import User
+from app.cases.models import Category
+from app.extensions import db
+from app.org.models import Community, Street
+from tests.conftest import csrf_token
+
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/street/",
+    "/admin/community/",
+    "/admin/grid/",
+    "/admin/compound/",
+    "/admin/building/",
+    "/admin/servicestation/",
+    "/admin/propertyfirm/",
+    "/admin/firmcontract/",
+    "/admin/partybranch/",
+    "/admin/category/",
+    "/admin/user/",
+    "/admin/apitoken/",
+]
+
+
+@pytest.mark.parametrize("username", ["clerk1", "grid1", "firm1", "branch1", "supervisor1", "street1"])
+def test_non_administrators_get_403_on_admin_pages(client, auth, username):
+    auth.login(username)
+    for page in ADMIN_PAGES:
+        assert client.get(page).status_code == 403, page
+
+
+def test_anonymous_users_are_sent_to_login(client):
+    response = client.get("/admin/community/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_administrator_sees_every_admin_page(client, auth):
+    auth.login("admin")
+    for page in ADMIN_PAGES:
+        response = client.get(page)
+        assert response.status_code == 200, page
+    listing = client.get("/admin/community/").get_data(as_text=True)
+    assert "杏花村社区" in listing and "清风社区" in listing
+
+
+def test_admin_creates_a_community(client, auth, app):
+    auth.login("admin")
+    token = csrf_token(client, "/admin/community/new/")
+    with app.app_context():
+        street_id = db.session.scalar(select(Street.id).where(Street.code == "S01"))
+    response = client.post(
+        "/admin/community/new/", data={"csrf_token": token, "code": "C09", "name": "江南社区", "street": str(street_id)}
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        created = db.session.scalar(select(Community).where(Community.code == "C09"))
+        assert created is not None and created.name == "江南社区"
+
+
+def test_admin_form_errors_keep_what_was_typed(client, auth, app):
+    auth.login("admin")
+    token = csrf_token(client, "/admin/community/new/")
+    with app.app_context():
+        street_id = db.session.scalar(select(Street.id).where(Street.code == "S01"))
+    response = client.post(
+        "/admin/community/new/",
+        data={"csrf_token": token, "code": "bad code!", "name": "江南社区", "street": str(street_id)},
+    )
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "江南社区" in body  # kept
+    assert "C01" in body  # the hint in the error message
+    with app.app_context():
+        assert db.session.scalar(select(Community).where(Community.name == "江南社区")) is None
+
+
+def test_duplicate_code_is_refused_with_a_clear_message(client, auth, app):
+    auth.login("admin")
+    token = csrf_token(client, "/admin/community/new/")
+    with app.app_context():
+        street_id = db.session.scalar(select(Street.id).where(Street.code == "S01"))
+        before = len(db.session.scalars(select(Community)).all())
+    response = client.post(
+        "/admin/community/new/",
+        data={"csrf_token": token, "code": "C01", "name": "另一个社区", "street": str(street_id)},
+        follow_redirects=True,
+    )
+    body = response.get_data(as_text=True)
+    assert "另一个社区" in body
+    with app.app_context():
+        assert len(db.session.scalars(select(Community)).all()) == before
+
+
+def test_admin_post_without_csrf_is_refused(client, auth):
+    auth.login("admin")
+    response = client.post("/admin/street/new/", data={"code": "S09", "name": "新街道"})
+    assert response.status_code == 400
+
+
+def test_admin_creates_a_user_with_validated_role_and_scope(client, auth, app):
+    auth.login("admin")
+    token = csrf_token(client, "/admin/user/new/")
+    with app.app_context():
+        community_id = db.session.scalar(select(Community.id).where(Community.code == "C02"))
+    base = {
+        "csrf_token": token,
+        "username": "clerk9",
+        "display_name": "新受理员",
+        "role": "clerk",
+        "new_password": "Passw0rd9",
+        "active": "y",
+    }
+    wrong_scope = client.post("/admin/user/new/", data={**base, "community": str(community_id)})
+    assert wrong_scope.status_code == 200
+    assert "服务站" in wrong_scope.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.username == "clerk9")) is None
+        from app.org.models import ServiceStation
+
+        station_id = db.session.scalar(select(ServiceStation.id).where(ServiceStation.code == "ST02"))
+    ok = client.post("/admin/user/new/", data={**base, "station": str(station_id)})
+    assert ok.status_code == 302
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "clerk9"))
+        assert user.station_id == station_id and user.check_password("Passw0rd9")
+
+
+def test_category_admin_lists_seeded_categories(client, auth, app):
+    auth.login("admin")
+    body = client.get("/admin/category/?page_size=100").get_data(as_text=True)
+    assert "电梯困人" in body and "维修资金使用" in body
+    with app.app_context():
+        entrapment = db.session.scalar(select(Category).where(Category.code == "lift_entrapment"))
+        assert entrapment.default_urgency == "urgent"
+        fund = db.session.scalar(select(Category).where(Category.code == "maintenance_fund"))
+        assert fund.workflow == "predeliberation"
