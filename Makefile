@@ -51,8 +51,7 @@ translations: $(MO)
 extract-messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _ --no-location --sort-output \
 		-o app/translations/messages.pot .
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location \
-		--ignore-obsolete
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --ignore-obsolete -w 100
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -109,6 +109,7 @@ def _configure_logging(app: Flask) -> None:
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 def _configure_sqlite(app: Flask) -> None:
@@ -146,6 +147,7 @@ def _configure_sqlite(app: Flask) -> None:
 def _import_models() -> None:
     """Import every model module so metadata and Alembic see all tables."""
     import app.auth.models  # noqa: F401
+    import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
     import app.org.models  # noqa: F401
 
@@ -153,12 +155,13 @@ def _import_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.auth.cli import bp as auth_cli
     from app.auth.views import bp as auth_bp
+    from app.cases.views import bp as cases_bp
     from app.demo.cli import bp as demo_cli
     from app.main.cli import bp as main_cli
     from app.main.views import bp as main_bp
     from app.org.cli import bp as org_cli
 
-    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, org_cli, demo_cli):
+    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, cases_bp, org_cli, demo_cli):
         app.register_blueprint(blueprint)
 
     from app.admin import init_admin

@@ -13,7 +13,7 @@ import re
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import delete, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from app import create_app
@@ -47,6 +47,9 @@ def app(tmp_path_factory):
         TestingConfig, SQLALCHEMY_DATABASE_URI=url, UPLOAD_DIR=str(base / "uploads"), CLI_LOCALE="en"
     )
     reset_database(application)
+    import tests.factories
+
+    tests.factories._TEST_APP = application
     with application.app_context():
         from app.demo.seed import seed_demo
 
@@ -85,35 +88,55 @@ def _transaction(request, app):
         connection.close()
 
 
+KEEP_TABLES = {
+    "street",
+    "community",
+    "grid",
+    "compound",
+    "building",
+    "service_station",
+    "property_firm",
+    "firm_contract",
+    "party_branch",
+    "user",
+    "category",
+    "alembic_version",
+}
+
+
+def clean_committed_rows(app) -> None:
+    """Delete what tests committed for real (cases, events, …), leaving the seeded organisation.
+
+    Case events refuse deletion by trigger: PostgreSQL's TRUNCATE does not fire row triggers; on
+    SQLite the triggers are dropped and recreated around the delete.
+    """
+    from app.extensions import Base
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+                return
+            triggers = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+            for name, _sql in triggers:
+                connection.execute(text(f'DROP TRIGGER "{name}"'))
+            for table in tables:
+                connection.execute(text(f'DELETE FROM "{table}"'))
+            for _name, sql in triggers:
+                connection.execute(text(sql))
+
+
 @pytest.fixture
 def committed(app):
     """Real commits on the shared database; rows created by the test are deleted afterwards.
 
-    Only case-related tables are cleaned: tests using this fixture must not change organisation data.
+    Tests using this fixture must not change organisation data or users.
     """
+    clean_committed_rows(app)
     yield
-    with app.app_context():
-        db.session.remove()
-        from app.extensions import Base
-
-        keep = {
-            "street",
-            "community",
-            "grid",
-            "compound",
-            "building",
-            "service_station",
-            "property_firm",
-            "firm_contract",
-            "party_branch",
-            "user",
-            "category",
-            "alembic_version",
-        }
-        with db.engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name not in keep:
-                    connection.execute(delete(table))
+    clean_committed_rows(app)
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ def test_login_success_redirects_home_and_greets(client, auth):
     response = auth.login("clerk1")
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
-    page = client.get("/").get_data(as_text=True)
+    home = client.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == "/cases"
+    page = client.get("/cases").get_data(as_text=True)
     assert "李静" in page
 
 

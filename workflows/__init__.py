@@ -1,11 +1,20 @@
 """Case workflows as data, and the engine that runs them on ``transitions``.
 
 Pure Python: nothing here imports Flask or SQLAlchemy, so the definitions can be read, tested and
-drawn on their own.
+drawn on their own. The application binds loaded cases to the shared machines through
+:func:`workflows.engine.get_engine`.
 """
 
-WORKFLOW_LABELS = {
-    "standard": {"zh": "标准流程（网格员→物业→居民）", "en": "Standard (grid worker → firm → resident)"},
-    "onsite": {"zh": "现场处置（网格员可直接办结）", "en": "On-site (grid worker may resolve directly)"},
-    "predeliberation": {"zh": "先议事项（支部先议→物业）", "en": "Pre-deliberation (party branch → firm)"},
-}
+from workflows.definitions import (  # noqa: F401
+    CLOSING_RESOLUTIONS,
+    OPEN_STATES,
+    STATES,
+    TRIGGERS,
+    WORKFLOW_LABELS,
+    WORKFLOWS,
+    Input,
+    State,
+    Transition,
+    Trigger,
+    Workflow,
+)

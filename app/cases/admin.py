@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from flask_admin import BaseView, expose
 from flask_babel import lazy_gettext as _l
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app.admin import SecureModelView, validate_code
+from app.admin import SecureMixin, SecureModelView, validate_code
 from app.cases.models import Category
 from app.core.i18n import lazy_pick, pick
 from app.extensions import db
@@ -49,5 +50,23 @@ class CategoryView(SecureModelView):
     }
 
 
+class WorkflowsView(SecureMixin, BaseView):
+    """Every workflow drawn, with its transitions and who may fire each trigger."""
+
+    @expose("/")
+    def index(self):
+        from app.cases import labels as L
+        from app.core.i18n import is_english
+        from workflows import TRIGGERS, WORKFLOWS
+        from workflows.diagram import render_svg
+
+        lang = "en" if is_english() else "zh"
+        pictures = {name: render_svg(workflow, lang) for name, workflow in WORKFLOWS.items()}
+        return self.render(
+            "admin/workflows.html", workflows=WORKFLOWS, pictures=pictures, triggers=TRIGGERS, L=L, lang=lang
+        )
+
+
 def register(admin) -> None:
     admin.add_view(CategoryView(Category, db, name=_l("Categories"), category=SETTINGS))
+    admin.add_view(WorkflowsView(name=_l("Workflows"), endpoint="workflows", category=SETTINGS))

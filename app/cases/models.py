@@ -1,18 +1,36 @@
-"""Case model and categories."""
+"""Cases, their immutable event trail, follow-ups (sign-offs) and attachments."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Integer, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime
 from app.extensions import db
+from workflows import OPEN_STATES
 
 URGENCY_NORMAL = "normal"
 URGENCY_URGENT = "urgent"
 URGENCIES = (URGENCY_NORMAL, URGENCY_URGENT)
+
+CHANNELS = ("window", "phone", "grid", "online", "hotline", "api", "open311")
 
 
 class Category(db.Model):
@@ -39,10 +57,216 @@ class Category(db.Model):
 
     @property
     def name(self) -> str:
-        from flask_babel import get_locale
+        from app.core.i18n import is_english
 
-        locale = get_locale()
-        return self.name_for(str(locale) if locale else None)
+        return self.name_en if is_english() else self.name_zh
 
     def __str__(self) -> str:
         return f"{self.code} {self.name_zh}"
+
+
+class RefCounter(db.Model):
+    """Per-day sequence for case reference numbers (KSM-YYYYMMDD-NNNN)."""
+
+    __tablename__ = "ref_counter"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(db.Model):
+    """A resident's matter, from intake to sign-off.
+
+    ``state`` is changed only by :func:`app.cases.services.fire`; the routing columns
+    (``street_id`` … ``branch_id``) are copied from the compound at intake so scope checks and lists
+    need no joins.
+    """
+
+    __tablename__ = "case"
+    __table_args__ = (
+        CheckConstraint("urgency IN ('normal', 'urgent')", name="urgency_known"),
+        CheckConstraint("reopen_count >= 0", name="reopen_count_positive"),
+        # every list is "cases in my scope, newest first": one index per scope column, in list order
+        Index("ix_case_grid_created", "grid_id", "created_at", "id"),
+        Index("ix_case_firm_created", "firm_id", "created_at", "id"),
+        Index("ix_case_community_created", "community_id", "created_at", "id"),
+        Index("ix_case_street_created", "street_id", "created_at", "id"),
+        Index("ix_case_branch_created", "branch_id", "created_at", "id"),
+        Index("ix_case_created", "created_at", "id"),
+        Index("ix_case_assignee_state", "assigned_grid_worker_id", "state"),
+        Index("ix_case_dup_hint", "compound_id", "category_id", "created_at"),
+        Index(
+            "ix_case_needs_routing",
+            "street_id",
+            postgresql_where=text("needs_routing"),
+            sqlite_where=text("needs_routing"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(24), unique=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id", ondelete="RESTRICT"))
+    workflow: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(32), default="registered")
+    channel: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+
+    # where
+    street_id: Mapped[int] = mapped_column(ForeignKey("street.id", ondelete="RESTRICT"))
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id", ondelete="RESTRICT"))
+    compound_id: Mapped[int | None] = mapped_column(ForeignKey("compound.id", ondelete="RESTRICT"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"))
+    unit: Mapped[str | None] = mapped_column(String(50))
+    address_text: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+
+    # who reported
+    resident_name: Mapped[str | None] = mapped_column(String(50))
+    resident_phone: Mapped[str | None] = mapped_column(String(20))
+    resident_phone_last4: Mapped[str | None] = mapped_column(String(4))
+    #: secret in the resident's sign-off link / code on the receipt
+    signoff_token: Mapped[str] = mapped_column(String(32), unique=True)
+
+    # routing
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id", ondelete="RESTRICT"))
+    firm_id: Mapped[int | None] = mapped_column(ForeignKey("property_firm.id", ondelete="RESTRICT"))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_branch.id", ondelete="RESTRICT"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("service_station.id", ondelete="SET NULL"))
+    assigned_grid_worker_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    needs_routing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+    # progress facts the rules read
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resolved_on_site: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    branch_approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    firm_dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(String(40))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
+
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    #: optimistic lock: every write bumps it; a stale writer gets StaleDataError
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+    category: Mapped[Category] = relationship()
+    street = relationship("Street")
+    community = relationship("Community")
+    compound = relationship("Compound")
+    building = relationship("Building")
+    grid = relationship("Grid")
+    firm = relationship("PropertyFirm")
+    branch = relationship("PartyBranch")
+    station = relationship("ServiceStation")
+    assigned_grid_worker = relationship("User", foreign_keys=[assigned_grid_worker_id])
+    created_by = relationship("User", foreign_keys=[created_by_id])
+    duplicate_of = relationship("Case", remote_side=[id])
+
+    @property
+    def firm_visible(self) -> bool:
+        """Property managers see a case once it has been dispatched to their firm."""
+        return self.firm_dispatched_at is not None
+
+    @classmethod
+    def firm_visible_clause(cls):
+        return cls.firm_dispatched_at.is_not(None)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def masked_phone(self) -> str:
+        """The resident's mobile with the middle digits hidden (for property firms)."""
+        phone = self.resident_phone or ""
+        return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else ("****" if phone else "")
+
+    def __repr__(self) -> str:
+        return f"<Case {self.ref} {self.state}>"
+
+
+class CaseEvent(db.Model):
+    """One immutable line of a case's history: a transition or any other action.
+
+    Rows are only ever inserted; updates and deletes are refused by the ORM and by database triggers.
+    """
+
+    __tablename__ = "case_event"
+    __table_args__ = (Index("ix_case_event_case_id_id", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    actor_role: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    actor = relationship("User")
+
+    def __repr__(self) -> str:
+        return f"<CaseEvent {self.kind} {self.trigger or ''} {self.from_state}->{self.to_state}>"
+
+
+@event.listens_for(CaseEvent, "before_update")
+def _events_are_immutable(_mapper, _connection, target):
+    raise RuntimeError("case events are immutable: add a new event instead")
+
+
+@event.listens_for(CaseEvent, "before_delete")
+def _events_are_never_deleted(_mapper, _connection, target):
+    raise RuntimeError("case events are never deleted")
+
+
+class FollowUp(db.Model):
+    """A resident's sign-off answers (回访): the raw data of the three rates."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (
+        CheckConstraint("satisfaction IN ('satisfied', 'basic', 'unsatisfied')", name="satisfaction_known"),
+        Index("ix_follow_up_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="RESTRICT"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_event.id", ondelete="RESTRICT"))
+    contacted: Mapped[bool] = mapped_column(Boolean)
+    resolved: Mapped[bool] = mapped_column(Boolean)
+    satisfaction: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    #: resident (self-service link) or the role of the staff member who phoned
+    channel: Mapped[str] = mapped_column(String(16))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    valid: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Attachment(db.Model):
+    """A photo or document stored under ``UPLOAD_DIR``; only its metadata lives here."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="RESTRICT"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_event.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(200))
+    stored_name: Mapped[str] = mapped_column(String(200), unique=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import has_request_context
+from flask import has_app_context
 from flask_babel import LazyString, get_locale
 
 
 def is_english() -> bool:
-    if not has_request_context():
+    """Whether the current locale (request, or CLI/scheduler outside requests) is English."""
+    if not has_app_context():
         return False
     locale = get_locale()
     return bool(locale) and str(locale).startswith("en")

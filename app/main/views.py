@@ -17,7 +17,8 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def index():
-    return render_template("main/index.html")
+    """Everyone starts from the cases in their area."""
+    return redirect(url_for("cases.index"))
 
 
 @bp.route("/healthz")

@@ -1,0 +1,452 @@
+"""Staff case pages (list, intake, case page with actions) and the resident pages (sign-off, tracking).
+
+Views parse the request, call one service, commit, and turn a domain error into a message next to
+what the user typed.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
+
+from app.auth import roles
+from app.auth.models import User
+from app.auth.permissions import role_required
+from app.cases import attachments as attachment_store
+from app.cases import labels as L
+from app.cases import queries, services
+from app.cases.forms import IntakeForm, NoteForm, ReassignForm, TrackForm
+from app.cases.models import Attachment, Case, Category, FollowUp
+from app.core.errors import DomainError
+from app.core.i18n import is_english
+from app.extensions import db
+from app.org.models import Building, Compound, PropertyFirm
+from workflows import STATES, TRIGGERS, WORKFLOWS
+from workflows.diagram import render_svg
+
+bp = Blueprint("cases", __name__)
+
+INTAKE_ROLES = (roles.CLERK, roles.GRID_WORKER, roles.SUPERVISOR, roles.ADMIN)
+
+
+def _lang() -> str:
+    return "en" if is_english() else "zh"
+
+
+def _load(ref: str) -> Case:
+    try:
+        return services.get_visible_case(current_user, ref)
+    except DomainError:
+        abort(404)
+
+
+# ------------------------------------------------------------------------------------------- list
+
+
+@bp.route("/cases")
+@login_required
+def index():
+    try:
+        filters = queries.CaseFilters.from_args(request.args)
+        if request.args.get("mine") and current_user.role == roles.GRID_WORKER:
+            filters.assigned_to = current_user.id
+        items, next_cursor = queries.list_cases(current_user, filters, request.args.get("cursor"), limit=25)
+    except DomainError as error:
+        flash(error.message, "danger")
+        return redirect(url_for("cases.index"))
+    categories = db.session.scalars(select(Category).order_by(Category.sort_order)).all()
+    args = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    return render_template(
+        "cases/index.html",
+        items=items,
+        next_cursor=next_cursor,
+        filters=filters,
+        categories=categories,
+        states=STATES,
+        args=args,
+        first_page=not request.args.get("cursor"),
+    )
+
+
+# ----------------------------------------------------------------------------------------- intake
+
+
+def _intake_compounds():
+    query = select(Compound).order_by(Compound.code)
+    user = current_user
+    if user.role == roles.CLERK and user.station is not None:
+        query = query.where(Compound.community_id == user.station.community_id)
+    elif user.role == roles.GRID_WORKER:
+        query = query.where(Compound.grid_id == user.grid_id)
+    elif user.role == roles.SUPERVISOR and user.community_id:
+        query = query.where(Compound.community_id == user.community_id)
+    return db.session.scalars(query).all()
+
+
+def _fill_intake_choices(form: IntakeForm, compounds) -> None:
+    categories = db.session.scalars(
+        select(Category).where(Category.active.is_(True)).order_by(Category.sort_order)
+    ).all()
+    form.category.choices = [SelectChoice("", _("Choose…"))] + [SelectChoice(c.code, c.name) for c in categories]
+    form.compound.choices = [SelectChoice("", _("Choose…"))] + [
+        SelectChoice(str(c.id), f"{c.name}（{c.community.name}）") for c in compounds
+    ]
+    buildings = (
+        db.session.scalars(
+            select(Building)
+            .where(Building.compound_id.in_([c.id for c in compounds]))
+            .order_by(Building.compound_id, Building.id)
+        ).all()
+        if compounds
+        else []
+    )
+    form.building.choices = [SelectChoice("", _("Whole compound / not sure"))] + [
+        SelectChoice(str(b.id), b.name) for b in buildings
+    ]
+    form.building_compound = {str(b.id): str(b.compound_id) for b in buildings}
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@role_required(*INTAKE_ROLES)
+def new():
+    form = IntakeForm()
+    compounds = _intake_compounds()
+    _fill_intake_choices(form, compounds)
+    if request.method == "GET":
+        form.channel.data = "grid" if current_user.role == roles.GRID_WORKER else "window"
+    duplicates = []
+    status = 200
+    if form.validate_on_submit():
+        allowed_ids = {str(c.id) for c in compounds}
+        if form.compound.data not in allowed_ids:
+            form.compound.errors.append(_("Choose a compound in your area."))
+            status = 422
+        else:
+            intake = services.Intake(
+                category=form.category.data,
+                description=form.description.data,
+                channel=form.channel.data,
+                compound=int(form.compound.data),
+                building=form.building.data or None,
+                unit=form.unit.data,
+                urgency=form.urgency.data or None,
+                resident_name=form.resident_name.data,
+                resident_phone=form.resident_phone.data,
+            )
+            category = db.session.scalar(select(Category).where(Category.code == form.category.data))
+            if category is not None and not form.confirm_new.data:
+                duplicates = services.possible_duplicates(
+                    category.id, int(form.compound.data), int(form.building.data) if form.building.data else None
+                )
+            if duplicates:
+                flash(
+                    _(
+                        "Similar open cases exist in this compound. Add the report to one of them, or tick "
+                        "“new matter” and register again."
+                    ),
+                    "warning",
+                )
+                status = 409
+            else:
+                try:
+                    case = services.register_case(intake, current_user)
+                except services.FieldErrors as error:
+                    db.session.rollback()
+                    for name, message in error.errors.items():
+                        getattr(form, name, form.description).errors.append(message)
+                    status = 422
+                else:
+                    db.session.commit()
+                    flash(
+                        _(
+                            "Case %(ref)s registered and sent to %(who)s.",
+                            ref=case.ref,
+                            who=case.assigned_grid_worker.display_name
+                            if case.assigned_grid_worker
+                            else _("the supervisor for routing"),
+                        ),
+                        "success",
+                    )
+                    return redirect(url_for("cases.show", ref=case.ref, receipt=1))
+    elif request.method == "POST":
+        status = 422
+    return render_template("cases/new.html", form=form, duplicates=duplicates), status
+
+
+# ------------------------------------------------------------------------------------- case page
+
+
+def _page(
+    case: Case,
+    *,
+    errors: dict | None = None,
+    values: dict | None = None,
+    open_trigger: str | None = None,
+    status: int = 200,
+    reassign_form: ReassignForm | None = None,
+):
+    allowed = services.allowed_triggers(current_user, case)
+    events = services.events_of(case)
+    visited = {e.to_state for e in events if e.to_state} | {"registered"}
+    svg = render_svg(WORKFLOWS[case.workflow], _lang(), current=case.state, visited=visited, possible=set(allowed))
+    files = db.session.scalars(select(Attachment).where(Attachment.case_id == case.id).order_by(Attachment.id)).all()
+    follow_ups = db.session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)).all()
+    can_reassign = current_user.role in services.REASSIGN_ROLES and case.state != "closed"
+    if can_reassign and reassign_form is None:
+        reassign_form = _reassign_form(case)
+    show_phone = current_user.role != roles.PROPERTY_MANAGER
+    return render_template(
+        "cases/show.html",
+        case=case,
+        allowed=allowed,
+        triggers=TRIGGERS,
+        events=events,
+        svg=svg,
+        files=files,
+        follow_ups=follow_ups,
+        errors=errors or {},
+        values=values or {},
+        open_trigger=open_trigger,
+        note_form=NoteForm(),
+        reassign_form=reassign_form if can_reassign else None,
+        show_phone=show_phone,
+        L=L,
+        lang=_lang(),
+        duplicates=services.possible_duplicates(
+            case.category_id, case.compound_id, case.building_id, exclude_id=case.id
+        )
+        if case.is_open
+        else [],
+    ), status
+
+
+def _reassign_form(case: Case) -> ReassignForm:
+    form = ReassignForm(prefix="reassign")
+    form.version.data = str(case.version)
+    workers = db.session.scalars(
+        select(User).where(User.role == roles.GRID_WORKER, User.active.is_(True)).order_by(User.username)
+    ).all()
+    area = current_user
+    if area.role == roles.SUPERVISOR and area.community_id:
+        workers = [w for w in workers if w.grid and w.grid.community_id == area.community_id]
+    form.grid_worker.choices = [SelectChoice("", _("No change"))] + [
+        SelectChoice(str(w.id), f"{w.display_name} · {w.grid.name if w.grid else ''}") for w in workers
+    ]
+    form.firm.choices = [SelectChoice("", _("No change"))] + [
+        SelectChoice(str(f.id), f.name) for f in db.session.scalars(select(PropertyFirm).order_by(PropertyFirm.code))
+    ]
+    compounds = select(Compound).order_by(Compound.code)
+    if area.role == roles.SUPERVISOR and area.community_id:
+        compounds = compounds.where(Compound.community_id == area.community_id)
+    form.compound.choices = [SelectChoice("", _("No change"))] + [
+        SelectChoice(str(c.id), c.name) for c in db.session.scalars(compounds)
+    ]
+    return form
+
+
+@bp.route("/cases/<ref>")
+@login_required
+def show(ref: str):
+    case = _load(ref)
+    return _page(case)
+
+
+@bp.route("/cases/<ref>/actions/<trigger>", methods=["POST"])
+@login_required
+def act(ref: str, trigger: str):
+    case = _load(ref)
+    values = request.form.to_dict()
+    photos = [(f.filename, f.read()) for f in request.files.getlist("photos") if f and f.filename]
+    version = values.pop("version", None)
+    values.pop("csrf_token", None)
+    try:
+        services.fire(
+            case,
+            trigger,
+            current_user,
+            inputs=values,
+            expected_version=int(version) if version and version.isdigit() else None,
+            photos=photos,
+        )
+    except DomainError as error:
+        db.session.rollback()
+        case = _load(ref)
+        fields = error.details.get("fields") if error.details else None
+        flash(error.message, "danger")
+        return _page(
+            case, errors=fields or {"_": error.message}, values=values, open_trigger=trigger, status=error.http_status
+        )
+    db.session.commit()
+    flash(
+        _(
+            "%(action)s: done. The case is now “%(state)s”.",
+            action=L.trigger_label(trigger),
+            state=L.state_label(case.state),
+        ),
+        "success",
+    )
+    return redirect(url_for("cases.show", ref=case.ref))
+
+
+@bp.route("/cases/<ref>/notes", methods=["POST"])
+@login_required
+def add_note(ref: str):
+    case = _load(ref)
+    form = NoteForm()
+    text = form.note.data if form.validate_on_submit() else request.form.get("note", "")
+    try:
+        services.add_note(case, current_user, text)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return _page(_load(ref), values={"note": text}, status=error.http_status)
+    db.session.commit()
+    flash(_("Note added."), "success")
+    return redirect(url_for("cases.show", ref=case.ref, _anchor="history"))
+
+
+@bp.route("/cases/<ref>/attachments", methods=["POST"])
+@login_required
+def upload(ref: str):
+    case = _load(ref)
+    files = [(f.filename, f.read()) for f in request.files.getlist("photos") if f and f.filename]
+    try:
+        services.attach(case, current_user, files, note=request.form.get("note"))
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return _page(_load(ref), status=error.http_status)
+    db.session.commit()
+    flash(_("%(count)d file(s) attached.", count=len(files)), "success")
+    return redirect(url_for("cases.show", ref=case.ref, _anchor="files"))
+
+
+@bp.route("/cases/<ref>/attachments/<int:attachment_id>")
+@login_required
+def attachment(ref: str, attachment_id: int):
+    case = _load(ref)
+    row = db.session.get(Attachment, attachment_id)
+    if row is None or row.case_id != case.id:
+        abort(404)
+    try:
+        path = attachment_store.path_of(row)
+    except ValueError:
+        abort(404)
+    if not path.exists():
+        abort(404)
+    return send_file(
+        path, mimetype=row.content_type, download_name=row.filename, as_attachment=not row.is_image, max_age=3600
+    )
+
+
+@bp.route("/cases/<ref>/reassign", methods=["POST"])
+@role_required(*services.REASSIGN_ROLES)
+def reassign(ref: str):
+    case = _load(ref)
+    form = _reassign_form(case)
+    form.process(request.form)
+    if not form.validate():
+        flash(_("Say why the case is reassigned."), "danger")
+        return _page(case, reassign_form=form, status=422)
+    try:
+        services.reassign(
+            case,
+            current_user,
+            grid_worker=form.grid_worker.data or None,
+            firm=form.firm.data or None,
+            compound=form.compound.data or None,
+            note=form.note.data,
+            expected_version=int(form.version.data) if (form.version.data or "").isdigit() else None,
+        )
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return _page(_load(ref), reassign_form=form, status=error.http_status)
+    db.session.commit()
+    flash(_("Case %(ref)s reassigned.", ref=case.ref), "success")
+    return redirect(url_for("cases.show", ref=case.ref))
+
+
+@bp.route("/cases/<ref>/receipt")
+@login_required
+def receipt(ref: str):
+    case = _load(ref)
+    sign_url = url_for("cases.resident_signoff", token=case.signoff_token, _external=True)
+    track_url = url_for("cases.track", _external=True)
+    return render_template("cases/receipt.html", case=case, sign_url=sign_url, track_url=track_url, L=L)
+
+
+@bp.route("/cases/<ref>/diagram.svg")
+@login_required
+def diagram(ref: str):
+    case = _load(ref)
+    svg = render_svg(
+        WORKFLOWS[case.workflow],
+        _lang(),
+        current=case.state,
+        possible=set(services.allowed_triggers(current_user, case)),
+    )
+    return svg, 200, {"Content-Type": "image/svg+xml; charset=utf-8"}
+
+
+# ------------------------------------------------------------------------------------ residents
+
+
+@bp.route("/s/<token>", methods=["GET", "POST"])
+def resident_signoff(token: str):
+    """The resident's sign-off page, opened from the link or code on the receipt (no account)."""
+    try:
+        case = services.case_for_signoff_token(token)
+    except DomainError:
+        return render_template("cases/resident_invalid.html"), 404
+    errors, values, status = {}, {}, 200
+    if request.method == "POST":
+        values = {k: v for k, v in request.form.items() if k in ("contacted", "resolved", "satisfaction", "comment")}
+        try:
+            services.resident_signoff(token, values)
+        except DomainError as error:
+            db.session.rollback()
+            errors = (error.details or {}).get("fields") or {"_": error.message}
+            status = error.http_status
+            case = services.case_for_signoff_token(token)
+        else:
+            db.session.commit()
+            return render_template("cases/resident_thanks.html", case=case, L=L)
+    events = services.events_of(case)
+    completion = next((e for e in reversed(events) if e.trigger in ("firm_complete", "resolve_on_site")), None)
+    return render_template(
+        "cases/resident_signoff.html",
+        case=case,
+        errors=errors,
+        values=values,
+        signoff=TRIGGERS["signoff"],
+        completion=completion,
+        L=L,
+        lang=_lang(),
+    ), status
+
+
+@bp.route("/track", methods=["GET", "POST"])
+def track():
+    """Residents look up their case with the reference number and the last 4 digits of their mobile."""
+    form = TrackForm()
+    case, events, status = None, [], 200
+    if form.validate_on_submit():
+        try:
+            case = services.case_for_resident(form.ref.data, form.last4.data)
+        except DomainError as error:
+            form.ref.errors.append(error.message)
+            status = 404
+        else:
+            events = [e for e in services.events_of(case) if e.kind in ("created", "transition")]
+    elif request.method == "POST":
+        status = 422
+    return render_template("cases/track.html", form=form, case=case, events=events, L=L), status
+
+
+@bp.app_context_processor
+def _case_template_helpers():
+    return {"L": L, "STATES": STATES}
