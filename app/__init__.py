@@ -146,23 +146,32 @@ def _configure_sqlite(app: Flask) -> None:
 
 def _import_models() -> None:
     """Import every model module so metadata and Alembic see all tables."""
+    import app.api.models  # noqa: F401
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
+    import app.open311.models  # noqa: F401
     import app.org.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.api.views import bp as api_bp
     from app.auth.cli import bp as auth_cli
     from app.auth.views import bp as auth_bp
     from app.cases.views import bp as cases_bp
     from app.demo.cli import bp as demo_cli
     from app.main.cli import bp as main_cli
     from app.main.views import bp as main_bp
+    from app.open311.views import bp as open311_bp
     from app.org.cli import bp as org_cli
 
-    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, cases_bp, org_cli, demo_cli):
+    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, cases_bp, api_bp, open311_bp, org_cli, demo_cli):
         app.register_blueprint(blueprint)
+    # integrations authenticate with bearer tokens / api keys, not browser sessions
+    from app.extensions import csrf
+
+    csrf.exempt(api_bp)
+    csrf.exempt(open311_bp)
 
     from app.admin import init_admin
 

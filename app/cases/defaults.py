@@ -31,6 +31,40 @@ DEFAULT_CATEGORIES: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 
+#: extra questions some categories ask (also Open311 service attributes)
+DEFAULT_ATTRIBUTES = {
+    "lift_entrapment": [
+        {
+            "code": "people_trapped",
+            "datatype": "number",
+            "required": True,
+            "order": 1,
+            "description_zh": "被困人数",
+            "description_en": "How many people are trapped",
+        },
+        {
+            "code": "lift_number",
+            "datatype": "string",
+            "required": False,
+            "order": 2,
+            "description_zh": "电梯编号（轿厢内铭牌）",
+            "description_en": "Lift number (plate inside the car)",
+        },
+    ],
+    "water_leak": [
+        {
+            "code": "still_leaking",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "order": 1,
+            "description_zh": "是否仍在漏水",
+            "description_en": "Is water still leaking",
+            "values": [{"key": "yes", "name": "是 / yes"}, {"key": "no", "name": "否 / no"}],
+        },
+    ],
+}
+
+
 def ensure_default_categories() -> int:
     """Create the default categories that are missing (matched by code). Returns how many were added."""
     existing = set(db.session.scalars(select(Category.code)))

@@ -50,6 +50,9 @@ class Category(db.Model):
     workflow: Mapped[str] = mapped_column(String(32), default="standard")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     sort_order: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
+    #: extra questions asked at intake (Open311 service attributes): a list of
+    #: {"code", "datatype", "required", "description_zh", "description_en", "order", "values": [{"key", "name"}]}
+    attributes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 
     def name_for(self, locale: str | None) -> str:

@@ -23,6 +23,7 @@ from app.org.models import (
 )
 
 DEMO_PASSWORD = "Demo@2026"
+DEMO_OPEN311_KEY = "demo-open311-key"
 
 STREET = ("S01", "秋浦街道")
 COMMUNITIES = (
@@ -164,11 +165,23 @@ def seed_users(made) -> dict[str, User]:
     return users
 
 
+def seed_open311_key(street) -> None:
+    from app.open311.models import Open311Key
+
+    digest = Open311Key.hash_key(DEMO_OPEN311_KEY)
+    if db.session.scalar(select(Open311Key.id).where(Open311Key.key_hash == digest)) is None:
+        db.session.add(
+            Open311Key(name="演示 Open311 客户端", key_hash=digest, prefix=DEMO_OPEN311_KEY[:8], street_id=street.id)
+        )
+        db.session.flush()
+
+
 def seed_demo(with_cases: bool = True) -> dict[str, int]:
     """Create (or complete) the demo installation. Idempotent. Returns counts of what exists."""
     ensure_default_categories()
     made = seed_organisation()
     users = seed_users(made)
+    seed_open311_key(made["street"][STREET[0]])
     cases = 0
     if with_cases:
         from app.demo.cases import seed_demo_cases
