@@ -94,9 +94,11 @@ def init_admin(app) -> Admin:
     )
     from app.auth.admin import register as register_auth
     from app.cases.admin import register as register_cases
+    from app.open311.admin import register as register_open311
     from app.org.admin import register as register_org
 
     register_org(admin)
     register_cases(admin)
     register_auth(admin)
+    register_open311(admin)
     return admin

@@ -18,7 +18,7 @@ class IntakeForm(FlaskForm):
     unit = StringField(_l("Unit / room"), validators=[Optional(), Length(max=50)])
     description = TextAreaField(
         _l("What is the matter?"),
-        validators=[DataRequired(message=_l("Describe the matter.")), Length(min=5, max=2000)],
+        validators=[DataRequired(message=_l("Describe the matter.")), Length(min=5, max=4000)],
         render_kw={"rows": 4},
     )
     urgency = SelectField(

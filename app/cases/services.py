@@ -45,7 +45,7 @@ MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 REF_PREFIX = "KSM"
 DUPLICATE_WINDOW_DAYS = 7
 STAFF_CHANNELS = ("window", "phone", "grid")
-MAX_DESCRIPTION = 2000
+MAX_DESCRIPTION = 4000  # Open311 allows 4000 characters
 MAX_NOTE = 2000
 
 
