@@ -150,8 +150,10 @@ def _import_models() -> None:
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
+    import app.notify.models  # noqa: F401
     import app.open311.models  # noqa: F401
     import app.org.models  # noqa: F401
+    import app.sla.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -162,10 +164,26 @@ def _register_blueprints(app: Flask) -> None:
     from app.demo.cli import bp as demo_cli
     from app.main.cli import bp as main_cli
     from app.main.views import bp as main_bp
+    from app.notify.views import bp as notify_bp
     from app.open311.views import bp as open311_bp
     from app.org.cli import bp as org_cli
+    from app.sla.cli import bp as sla_cli
+    from app.sla.views import bp as sla_bp
 
-    for blueprint in (main_bp, main_cli, auth_bp, auth_cli, cases_bp, api_bp, open311_bp, org_cli, demo_cli):
+    for blueprint in (
+        main_bp,
+        main_cli,
+        auth_bp,
+        auth_cli,
+        cases_bp,
+        sla_bp,
+        notify_bp,
+        api_bp,
+        open311_bp,
+        org_cli,
+        demo_cli,
+        sla_cli,
+    ):
         app.register_blueprint(blueprint)
     # integrations authenticate with bearer tokens / api keys, not browser sessions
     from app.extensions import csrf

@@ -101,6 +101,9 @@ KEEP_TABLES = {
     "user",
     "category",
     "alembic_version",
+    "time_limit_policy",
+    "business_hours",
+    "open311_key",
 }
 
 

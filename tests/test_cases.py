@@ -225,7 +225,8 @@ def test_full_standard_lifecycle_leaves_a_complete_event_trail(ctx):
         clerk.display_name
     ]
     assert events[3].note == "现场核实：楼上管道破裂" and events[3].payload["firm_id"] == case.firm_id
-    assert events[5].payload == {"reason": "waiting_parts"} and events[5].note == "等待管件"
+    assert events[5].payload["reason"] == "waiting_parts" and events[5].note == "等待管件"
+    assert events[5].payload["on_time"] is True  # each step records whether it kept its time limit
     assert events[-1].payload["resolution"] == "resolved_basic" and events[-1].payload["satisfaction"] == "basic"
     assert all(e.created_at is not None for e in events)
     follow_up = db.session.scalar(select(FollowUp).where(FollowUp.case_id == case.id))

@@ -32,6 +32,7 @@ EVENT_KIND_LABELS = {
     "shelve": _l("Shelved"),
     "unshelve": _l("Unshelved"),
     "link": _l("Linked"),
+    "shelve_review": _l("Shelf review due"),
 }
 
 
@@ -94,8 +95,22 @@ PAYLOAD_LABELS = {
     "firm": _l("Property firm"),
     "compound": _l("Compound"),
     "files": _l("Files"),
+    "step_due_at": _l("Step deadline"),
+    "on_time": _l("Step on time"),
+    "case_on_time": _l("Case on time"),
+    "level": _l("Level"),
+    "threshold_at": _l("Reached at"),
+    "due_at": _l("Deadline"),
+    "resolve_by": _l("Whole-case deadline"),
+    "case_overdue": _l("Whole-case limit"),
+    "review_at": _l("Review on"),
+    "current_due_at": _l("Current deadline"),
+    "proposed_due_at": _l("Proposed deadline"),
+    "approved": _l("Decision"),
 }
-HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra"}
+HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra", "card", "request_id"}
+TIME_KEYS = {"step_due_at", "threshold_at", "due_at", "resolve_by", "review_at", "current_due_at", "proposed_due_at"}
+LEVEL_LABELS = {1: _l("Warning: near the deadline"), 2: _l("Yellow card: overdue"), 3: _l("Red card: long overdue")}
 
 
 def describe_payload(event) -> list[tuple[str, str]]:
@@ -108,6 +123,16 @@ def describe_payload(event) -> list[tuple[str, str]]:
             pairs.append((input_label(event.trigger, key), choice_label(event.trigger, key, value)))
         elif key == "resolution":
             pairs.append((str(PAYLOAD_LABELS[key]), resolution_label(value)))
+        elif key in TIME_KEYS:
+            pairs.append((str(PAYLOAD_LABELS[key]), _local_time(value)))
+        elif key in ("on_time", "case_on_time"):
+            pairs.append((str(PAYLOAD_LABELS[key]), str(_l("Yes")) if value else str(_l("No, late"))))
+        elif key == "level":
+            pairs.append((str(PAYLOAD_LABELS[key]), str(LEVEL_LABELS.get(value, value))))
+        elif key == "case_overdue":
+            pairs.append((str(PAYLOAD_LABELS[key]), str(_l("exceeded"))))
+        elif key == "approved":
+            pairs.append((str(PAYLOAD_LABELS[key]), str(_l("Approved")) if value else str(_l("Denied"))))
         elif key == "channel":
             pairs.append((str(PAYLOAD_LABELS[key]), str(CHANNEL_LABELS.get(value, value))))
         elif key == "category":
@@ -144,3 +169,14 @@ def _category_name(code: str) -> str:
 
     category = db.session.scalar(select(Category).where(Category.code == code))
     return category.name if category else code
+
+
+def _local_time(value) -> str:
+    from datetime import datetime
+
+    from app.core.timeutil import to_local
+
+    try:
+        return to_local(datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(value)

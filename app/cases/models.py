@@ -103,6 +103,22 @@ class Case(db.Model):
             postgresql_where=text("needs_routing"),
             sqlite_where=text("needs_routing"),
         ),
+        # the sweep: "what is due now" is a range scan on a small partial index
+        Index(
+            "ix_case_next_check",
+            "next_check_at",
+            postgresql_where=text("next_check_at IS NOT NULL"),
+            sqlite_where=text("next_check_at IS NOT NULL"),
+        ),
+        # supervisors' overdue and shelved lists
+        Index(
+            "ix_case_community_level",
+            "community_id",
+            "escalation_level",
+            postgresql_where=text("escalation_level > 0"),
+            sqlite_where=text("escalation_level > 0"),
+        ),
+        Index("ix_case_shelved", "street_id", postgresql_where=text("shelved"), sqlite_where=text("shelved")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,6 +168,32 @@ class Case(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # time limits of the current step (see app.sla): warn at 80 %, overdue at due_at, long overdue at red_at
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    red_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: 0 normal, 1 warned, 2 overdue (yellow card), 3 long overdue (red card)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: length of the current step's limit in minutes (business minutes when step_working)
+    step_limit_minutes: Mapped[float | None] = mapped_column(Float)
+    step_working: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # whole-case limit
+    resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    case_working: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    case_overdue: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # clock stopped (on hold or shelved): what was left of the step and of the case, in their units
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_step_minutes: Mapped[float | None] = mapped_column(Float)
+    paused_case_minutes: Mapped[float | None] = mapped_column(Float)
+    # 挂账: a supervisor-approved long-running case
+    shelved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    shelved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shelve_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shelve_reason: Mapped[str | None] = mapped_column(Text)
+    shelve_review_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: the earliest instant the escalation sweep has something to do for this case (NULL: nothing)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     #: optimistic lock: every write bumps it; a stale writer gets StaleDataError
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)

@@ -33,6 +33,8 @@ class CaseFilters:
     urgency: str | None = None
     q: str | None = None  # reference number (or its start)
     needs_routing: bool | None = None
+    overdue: bool = False  # yellow or red card
+    shelved: bool | None = None
     assigned_to: int | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
@@ -64,6 +66,10 @@ class CaseFilters:
         routing = (args.get("needs_routing") or "").strip().lower()
         if routing:
             filters.needs_routing = routing in ("1", "true", "yes", "on")
+        filters.overdue = (args.get("overdue") or "").strip().lower() in ("1", "true", "yes", "on")
+        shelved = (args.get("shelved") or "").strip().lower()
+        if shelved:
+            filters.shelved = shelved in ("1", "true", "yes", "on")
         for name in ("created_from", "created_to"):
             value = (args.get(name) or "").strip()
             if value:
@@ -111,6 +117,10 @@ def list_cases(user, filters: CaseFilters, cursor: str | None = None, limit: int
         query = query.where(Case.ref.startswith(filters.q, autoescape=True))
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
+    if filters.overdue:
+        query = query.where(Case.escalation_level >= 2)
+    if filters.shelved is not None:
+        query = query.where(Case.shelved.is_(filters.shelved))
     if filters.assigned_to:
         query = query.where(Case.assigned_grid_worker_id == filters.assigned_to)
     if filters.created_from:

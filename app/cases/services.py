@@ -637,6 +637,9 @@ def fire(
     if len(photos) > attachments.MAX_FILES_PER_ACTION:
         raise ValidationError(_("At most %(n)d photos per action.", n=attachments.MAX_FILES_PER_ACTION), field="photos")
     payload = _apply_effects(case, outcome, actor, now)
+    from app.sla import services as sla
+
+    payload.update(sla.leaving_step(case, case.state, outcome.dest, now))
     source = case.state
     case.state = outcome.dest
     case.state_entered_at = now
@@ -686,7 +689,7 @@ def fire(
         )
     for filename, data in photos:
         attachments.store(case, data, filename, actor, event)
-    _after_transition(case, event, source, now)
+    sla.entered_state(case, source, event, now)
     try:
         db.session.flush()
     except StaleDataError:
@@ -749,13 +752,6 @@ def _apply_effects(case: Case, outcome, actor, now: datetime) -> dict[str, Any]:
         case.reopen_count += 1
         case.resolved_on_site = False
     return extra
-
-
-def _after_transition(case: Case, event: CaseEvent, source: str, now: datetime) -> None:
-    """Hooks of other features (time limits, notifications) that react to a state change."""
-    from app.sla import services as sla
-
-    sla.on_transition(case, event, source, now)
 
 
 # --------------------------------------------------------------------------------- other actions

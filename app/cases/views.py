@@ -24,6 +24,7 @@ from app.core.errors import DomainError
 from app.core.i18n import is_english
 from app.extensions import db
 from app.org.models import Building, Compound, PropertyFirm
+from app.sla.services import timer_view
 from workflows import STATES, TRIGGERS, WORKFLOWS
 from workflows.diagram import render_svg
 
@@ -215,6 +216,7 @@ def _page(
         show_phone=show_phone,
         L=L,
         lang=_lang(),
+        timer=timer_view(case, current_user),
         duplicates=services.possible_duplicates(
             case.category_id, case.compound_id, case.building_id, exclude_id=case.id
         )

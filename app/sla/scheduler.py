@@ -1,8 +1,96 @@
-"""Scheduler process management (the sweep arrives with the time-limits feature)."""
+"""The escalation scheduler: APScheduler runs the sweep and the notification delivery every minute.
+
+``make run`` embeds it in the development server (``SCHEDULER=embedded``); production runs
+``flask scheduler`` as its own process and keeps web workers free of it (``SCHEDULER=off``), because
+APScheduler 3 cannot share a job store between processes. Two scheduler processes are still safe: the
+jobs claim rows with database locks.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+log = logging.getLogger("ksm.scheduler")
+
+INTERVAL_SECONDS = 60
+
+
+def run_jobs(app) -> None:
+    """One tick: sweep, then deliver outbound notifications. Never raises (the scheduler keeps going)."""
+    from app.extensions import db
+    from app.notify.services import deliver_pending
+    from app.sla.services import run_sweep
+
+    with app.app_context():
+        try:
+            result = run_sweep()
+            if result.examined:
+                log.info(
+                    "sweep: warned %d, yellow %d, red %d, auto-closed %d, case overdue %d",
+                    result.warned,
+                    result.yellow,
+                    result.red,
+                    result.auto_closed,
+                    result.case_overdue,
+                )
+            delivery = deliver_pending()
+            db.session.commit()
+            if delivery.sent or delivery.failed or delivery.retried:
+                log.info(
+                    "notifications: sent %d, retrying %d, failed %d", delivery.sent, delivery.retried, delivery.failed
+                )
+        except Exception:  # noqa: BLE001 - a failing tick must not stop the scheduler
+            db.session.rollback()
+            log.exception("scheduled jobs failed")
+        finally:
+            db.session.remove()
+
+
+def _configure(scheduler, app):
+    scheduler.add_job(
+        run_jobs,
+        "interval",
+        seconds=INTERVAL_SECONDS,
+        args=[app],
+        id="ksm-sweep",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=INTERVAL_SECONDS * 5,
+        next_run_time=None,
+    )
+    return scheduler
+
 
 def start_embedded_scheduler(app):
-    """Start the background scheduler inside this process; returns it (or None when nothing to run)."""
-    return None
+    """Start the jobs in a background thread of this process (development server only)."""
+    from datetime import datetime
+
+    scheduler = _configure(BackgroundScheduler(timezone=app.config["APP_TIMEZONE"], daemon=True), app)
+    scheduler.start()
+    scheduler.modify_job("ksm-sweep", next_run_time=datetime.now(scheduler.timezone))
+    log.info("embedded scheduler started: sweep every %d s", INTERVAL_SECONDS)
+    return scheduler
+
+
+def run_standalone_scheduler(app) -> None:
+    """Run the jobs in the foreground until interrupted (``flask scheduler``)."""
+    from datetime import datetime
+
+    scheduler = _configure(BlockingScheduler(timezone=app.config["APP_TIMEZONE"]), app)
+    scheduler.add_job(
+        run_jobs,
+        "date",
+        run_date=datetime.now(scheduler.timezone),
+        args=[app],
+        id="ksm-first-run",
+        replace_existing=True,
+    )
+    log.info("scheduler running: sweep every %d s (Ctrl+C to stop)", INTERVAL_SECONDS)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("scheduler stopped")

@@ -1,0 +1,238 @@
+"""Creating notifications (inbox + outbox) and delivering the outbox with retries.
+
+A notification is written in the same transaction as the action that caused it; outbound delivery
+happens later (the scheduler's delivery job), so a slow or failing mail server never breaks or delays
+a transition, and a failed send never loses the in-app notification.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import force_locale
+from sqlalchemy import func, insert, select, update
+
+from app.auth import roles
+from app.auth.models import User
+from app.core.timeutil import utcnow
+from app.extensions import db
+from app.notify.channels import CHANNELS, DeliveryError, enabled_channels
+from app.notify.models import Notification, OutboundMessage
+
+log = logging.getLogger("ksm.notify")
+
+#: minutes to wait before the 2nd, 3rd, … attempt
+RETRY_BACKOFF_MINUTES = (1, 5, 15, 60, 240)
+MAX_ATTEMPTS = len(RETRY_BACKOFF_MINUTES) + 1
+
+Render = Callable[[], tuple[str, str]]
+
+
+def _locale_of(user: User) -> str:
+    languages = current_app.config["LANGUAGES"]
+    return user.locale if user.locale in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def notify(
+    users: Iterable[User], kind: str, render: Render, *, case_id: int | None = None, now: datetime | None = None
+) -> int:
+    """Put a notification in each user's inbox and queue it for every enabled outbound channel.
+
+    ``render`` returns (title, body) and is called once per language, inside ``force_locale``.
+    Returns how many notifications were created.
+    """
+    recipients = {u.id: u for u in users if u is not None and u.is_active}
+    if not recipients:
+        return 0
+    now = now or utcnow()
+    by_locale: dict[str, list[User]] = defaultdict(list)
+    for user in recipients.values():
+        by_locale[_locale_of(user)].append(user)
+    rows, owners = [], []
+    for locale, people in by_locale.items():
+        with force_locale(locale):
+            title, body = render()
+        for user in people:
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "case_id": case_id,
+                    "kind": kind,
+                    "title": title[:200],
+                    "body": body,
+                    "created_at": now,
+                }
+            )
+            owners.append(user)
+    ids = db.session.scalars(insert(Notification).returning(Notification.id, sort_by_parameter_order=True), rows).all()
+    _queue_outbound(zip(ids, owners, strict=True), now)
+    return len(ids)
+
+
+def _queue_outbound(items, now: datetime) -> None:
+    channels = enabled_channels()
+    outbox = []
+    for notification_id, user in items:
+        for channel in channels:
+            address = channel.address_of(user)
+            if address:
+                outbox.append(
+                    {
+                        "notification_id": notification_id,
+                        "channel": channel.name,
+                        "recipient": address,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
+    if outbox:
+        db.session.execute(insert(OutboundMessage), outbox)
+
+
+@dataclass
+class Bulk:
+    """Notifications gathered during a sweep, written in one go."""
+
+    items: list[tuple[list[User], str, Render, int | None]]
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, users: Iterable[User], kind: str, render: Render, case_id: int | None) -> None:
+        self.items.append((list(users), kind, render, case_id))
+
+    def flush(self, now: datetime) -> int:
+        total = 0
+        for users, kind, render, case_id in self.items:
+            total += notify(users, kind, render, case_id=case_id, now=now)
+        self.items = []
+        return total
+
+
+# ----------------------------------------------------------------------------------------- recipients
+
+
+def users_where(*conditions) -> list[User]:
+    return list(db.session.scalars(select(User).where(User.active.is_(True), *conditions).order_by(User.id)))
+
+
+def grid_workers_for(case) -> list[User]:
+    if case.assigned_grid_worker_id:
+        worker = db.session.get(User, case.assigned_grid_worker_id)
+        if worker is not None and worker.is_active:
+            return [worker]
+    if case.grid_id:
+        return users_where(User.role == roles.GRID_WORKER, User.grid_id == case.grid_id)
+    return []
+
+
+def firm_managers_for(case) -> list[User]:
+    return users_where(User.role == roles.PROPERTY_MANAGER, User.firm_id == case.firm_id) if case.firm_id else []
+
+
+def branch_secretaries_for(case) -> list[User]:
+    return users_where(User.role == roles.BRANCH_SECRETARY, User.branch_id == case.branch_id) if case.branch_id else []
+
+
+def community_supervisors_for(case) -> list[User]:
+    people = (
+        users_where(User.role == roles.SUPERVISOR, User.community_id == case.community_id) if case.community_id else []
+    )
+    return people or street_supervisors_for(case)
+
+
+def street_supervisors_for(case) -> list[User]:
+    return users_where(User.role == roles.SUPERVISOR, User.street_id == case.street_id)
+
+
+def handlers_for(case) -> list[User]:
+    """Whoever is expected to act on the case at its current step."""
+    if case.state in ("grid_assigned", "grid_handling", "awaiting_signoff"):
+        return grid_workers_for(case)
+    if case.state == "branch_review":
+        return branch_secretaries_for(case)
+    if case.state in ("firm_dispatched", "firm_processing", "on_hold"):
+        return firm_managers_for(case)
+    if case.state == "registered":
+        return community_supervisors_for(case)
+    return []
+
+
+# ------------------------------------------------------------------------------------------- inbox
+
+
+def unread_count(user) -> int:
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+def mark_read(user, notification_ids: Iterable[int] | None = None, now: datetime | None = None) -> int:
+    """Mark some (or, with None, all) of the user's notifications read. Returns how many changed."""
+    statement = update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    if notification_ids is not None:
+        statement = statement.where(Notification.id.in_(list(notification_ids)))
+    result = db.session.execute(statement.values(read_at=now or utcnow()))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------------------------------- delivery
+
+
+@dataclass
+class DeliveryResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryResult:
+    """Send due outbound messages; failures are retried with back-off, then marked failed.
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so two scheduler processes never send one twice.
+    """
+    now = now or utcnow()
+    result = DeliveryResult()
+    messages = db.session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now)
+        .order_by(OutboundMessage.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for message in messages:
+        channel_class = CHANNELS.get(message.channel)
+        notification = message.notification
+        try:
+            if channel_class is None:
+                raise DeliveryError(f"unknown channel {message.channel}")
+            channel_class().send(message.recipient, notification.title, notification.body or notification.title)
+        except Exception as error:  # noqa: BLE001 - any failure of a channel means "try again later"
+            message.attempts += 1
+            message.last_error = str(error)[:1000]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = "failed"
+                result.failed += 1
+                log.error("giving up on %s message %s to %s: %s", message.channel, message.id, message.recipient, error)
+            else:
+                message.next_attempt_at = now + timedelta(minutes=RETRY_BACKOFF_MINUTES[message.attempts - 1])
+                result.retried += 1
+        else:
+            message.attempts += 1
+            message.status = "sent"
+            message.sent_at = now
+            result.sent += 1
+    db.session.flush()
+    return result

@@ -1,0 +1,161 @@
+"""Notifications: the inbox, unread counts, and outbound delivery that retries and never loses anything."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from app.cases import services
+from app.extensions import db
+from app.notify import services as notify
+from app.notify.channels import CHANNELS, DeliveryError, SmtpChannel
+from app.notify.models import Notification, OutboundMessage
+from tests.conftest import csrf_token
+from tests.factories import load, make_case, user
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TZ)
+
+
+def test_dispatch_notifies_the_firm_in_its_language(ctx):
+    manager = user("firm1")
+    manager.locale = "en"
+    case = load(make_case("firm_dispatched"))
+    rows = db.session.scalars(
+        select(Notification).where(Notification.user_id == manager.id, Notification.case_id == case.id)
+    ).all()
+    assert [n.kind for n in rows] == ["new_work"]
+    assert rows[0].title.startswith("New case " + case.ref)
+    grid_rows = db.session.scalars(
+        select(Notification).where(Notification.user_id == user("grid1").id, Notification.case_id == case.id)
+    ).all()
+    assert grid_rows[0].title.startswith("新诉求")  # default language for the grid worker
+
+
+def test_firm_return_notifies_the_grid_worker(ctx):
+    case = load(make_case("firm_dispatched"))
+    services.fire(case, "firm_return", user("firm1"), inputs={"reason": "public_utility", "note": "属供水公司"})
+    kinds = db.session.scalars(
+        select(Notification.kind).where(Notification.user_id == user("grid1").id, Notification.case_id == case.id)
+    ).all()
+    assert "returned" in kinds
+
+
+def test_every_notification_is_queued_for_the_log_channel(ctx):
+    case = load(make_case())
+    outbox = db.session.scalars(select(OutboundMessage).join(Notification).where(Notification.case_id == case.id)).all()
+    assert outbox and all(m.channel == "log" and m.status == "pending" for m in outbox)
+    from app.core.timeutil import utcnow
+
+    result = notify.deliver_pending(utcnow() + timedelta(minutes=1))
+    assert result.sent >= len(outbox)
+    assert all(m.status == "sent" for m in outbox)
+
+
+def test_a_failing_channel_is_retried_then_given_up_without_losing_the_inbox(ctx, app, monkeypatch):
+    class Broken(SmtpChannel):
+        def send(self, recipient, subject, body):
+            raise DeliveryError("mail server down")
+
+    monkeypatch.setitem(CHANNELS, "smtp", Broken)
+    app.config.update(NOTIFY_CHANNELS="log,smtp", SMTP_HOST="smtp.invalid")
+    try:
+        supervisor = user("supervisor1")
+        supervisor.email = "huang@example.org"
+        notify.notify([supervisor], "test", lambda: ("标题", "内容"), now=NOW)
+    finally:
+        app.config.update(NOTIFY_CHANNELS="log", SMTP_HOST=None)
+    mail = db.session.scalar(select(OutboundMessage).where(OutboundMessage.channel == "smtp"))
+    when = NOW
+    for attempt in range(1, notify.MAX_ATTEMPTS + 1):
+        notify.deliver_pending(when)
+        assert mail.attempts == attempt and "mail server down" in mail.last_error
+        when = mail.next_attempt_at
+    assert mail.status == "failed"
+    assert notify.deliver_pending(when + timedelta(days=1)).failed == 0  # given up: not tried again
+    assert db.session.get(Notification, mail.notification_id).title == "标题"  # the inbox keeps it
+
+
+def test_a_transition_succeeds_even_when_outbound_sending_would_fail(ctx, app, monkeypatch):
+    def explode(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("smtplib.SMTP", explode)
+    app.config.update(NOTIFY_CHANNELS="log,smtp", SMTP_HOST="smtp.invalid")
+    try:
+        user("firm1").email = "firm1@example.org"
+        case = load(make_case("firm_dispatched"))
+    finally:
+        app.config.update(NOTIFY_CHANNELS="log", SMTP_HOST=None)
+    assert case.state == "firm_dispatched"
+    result = notify.deliver_pending(NOW + timedelta(days=1))
+    assert result.retried >= 1 and result.sent >= 1
+
+
+def test_smtp_channel_sends_a_message(app, monkeypatch):
+    sent = {}
+
+    class FakeSMTP:
+        def __init__(self, host, port, timeout):
+            sent["host"] = host
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def send_message(self, message):
+            sent["to"], sent["subject"] = message["To"], message["Subject"]
+
+    monkeypatch.setattr("smtplib.SMTP", FakeSMTP)
+    with app.app_context():
+        app.config["SMTP_HOST"] = "mail.local"
+        try:
+            SmtpChannel().send("a@example.org", "黄牌督办", "内容")
+        finally:
+            app.config["SMTP_HOST"] = None
+    assert sent == {"host": "mail.local", "to": "a@example.org", "subject": "黄牌督办"}
+
+
+def test_inbox_shows_unread_count_and_marks_read(client, auth, app):
+    ref = make_case("firm_dispatched")
+    auth.login("firm1")
+    page = client.get("/cases").get_data(as_text=True)
+    assert 'id="unread-count">1<' in page
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert ref in inbox
+    with app.app_context():
+        notification_id = db.session.scalar(select(Notification.id).where(Notification.user_id == user("firm1").id))
+    opened = client.post(f"/inbox/{notification_id}/open", data={"csrf_token": csrf_token(client, "/inbox")})
+    assert opened.status_code == 302 and ref in opened.headers["Location"]
+    assert 'id="unread-count"' not in client.get("/cases").get_data(as_text=True)
+    # another user cannot open someone else's notification
+    auth.logout()
+    auth.login("firm2")
+    other = client.post(f"/inbox/{notification_id}/open", data={"csrf_token": csrf_token(client, "/inbox")})
+    assert other.headers["Location"].endswith("/inbox")
+
+
+def test_mark_all_read(client, auth):
+    make_case("firm_dispatched")
+    make_case("firm_dispatched")
+    auth.login("firm1")
+    response = client.post("/inbox/read-all", data={"csrf_token": csrf_token(client, "/inbox")}, follow_redirects=True)
+    assert "2" in response.get_data(as_text=True)
+    assert 'id="unread-count"' not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("channels", ["log,unknown", "log,smtp"])
+def test_misconfigured_channels_are_ignored(app, channels):
+    from app.notify.channels import enabled_channels
+
+    with app.app_context():
+        app.config["NOTIFY_CHANNELS"] = channels
+        try:
+            assert [c.name for c in enabled_channels()] == ["log"]
+        finally:
+            app.config["NOTIFY_CHANNELS"] = "log"
