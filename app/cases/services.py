@@ -29,6 +29,8 @@ from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, V
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
+from app.sla import services as sla
+from workflows import OPEN_STATES
 from workflows import definitions as d
 from workflows.engine import (
     ConditionFailed,
@@ -283,7 +285,8 @@ def route_targets(compound: Compound, day) -> dict[str, Any]:
     if compound.grid_id is not None:
         open_load = (
             select(func.count(Case.id))
-            .where(Case.assigned_grid_worker_id == User.id, Case.state != "closed")
+            # open states only: the (assignee, state) index then skips the worker's closed history
+            .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
             .correlate(User)
             .scalar_subquery()
         )
@@ -351,6 +354,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         case.branch_id = targets["branch_id"]
         if targets["grid_worker"] is not None:
             case.assigned_grid_worker_id = targets["grid_worker"].id
+    sla.on_registered(case, now)  # timers are part of the first INSERT
     db.session.add(case)
     db.session.flush()
     duplicates = possible_duplicates(category.id, case.compound_id, case.building_id, now, exclude_id=case.id)
@@ -367,20 +371,12 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
             **({"extra": data.extra} if data.extra else {}),
         },
     )
-    _after_register(case, now)
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
     db.session.flush()
     case.possible_duplicates = duplicates  # for the caller to show; not stored
     return case
-
-
-def _after_register(case: Case, now: datetime) -> None:
-    """Hook for features that start work on a new case (time limits)."""
-    from app.sla import services as sla
-
-    sla.on_registered(case, now)
 
 
 # ------------------------------------------------------------------------------------------ events
@@ -636,20 +632,21 @@ def fire(
         )
     if len(photos) > attachments.MAX_FILES_PER_ACTION:
         raise ValidationError(_("At most %(n)d photos per action.", n=attachments.MAX_FILES_PER_ACTION), field="photos")
-    payload = _apply_effects(case, outcome, actor, now)
-    from app.sla import services as sla
-
-    payload.update(sla.leaving_step(case, case.state, outcome.dest, now))
-    source = case.state
-    case.state = outcome.dest
-    case.state_entered_at = now
-    case.updated_at = now
-    if outcome.dest == "closed":
-        case.closed_at = now
-        case.resolution = outcome.resolution
-    elif source == "closed":
-        case.closed_at = None
-        case.resolution = None
+    # one UPDATE of the case per action: no autoflush while its state and timers change
+    with db.session.no_autoflush:
+        payload = _apply_effects(case, outcome, actor, now)
+        payload.update(sla.leaving_step(case, case.state, outcome.dest, now))
+        source = case.state
+        case.state = outcome.dest
+        case.state_entered_at = now
+        case.updated_at = now
+        if outcome.dest == "closed":
+            case.closed_at = now
+            case.resolution = outcome.resolution
+        elif source == "closed":
+            case.closed_at = None
+            case.resolution = None
+        sla.enter_state(case, source, now)  # timers go into the same UPDATE as the state
     note = (
         outcome.inputs.get("note")
         or outcome.inputs.get("result")
@@ -689,7 +686,7 @@ def fire(
         )
     for filename, data in photos:
         attachments.store(case, data, filename, actor, event)
-    sla.entered_state(case, source, event, now)
+    sla.notify_transition(case, event)
     try:
         db.session.flush()
     except StaleDataError:
@@ -878,8 +875,6 @@ def reassign(
     if case.state == "registered" and case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
-    from app.sla import services as sla
-
     sla.on_reassigned(case, event, now)
     return event
 

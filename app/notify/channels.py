@@ -16,9 +16,13 @@ class DeliveryError(Exception):
 
 
 class Channel:
-    """Send one message. ``address_of(user)`` says where, or None when the user has no address here."""
+    """Send one message. ``address_of(user)`` says where, or None when the user has no address here.
+
+    ``immediate`` channels cannot fail (the log): they send at once instead of going through the outbox.
+    """
 
     name = "base"
+    immediate = False
 
     def address_of(self, user) -> str | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -31,6 +35,7 @@ class LogChannel(Channel):
     """Writes each notification to the application log (the default; useful in development)."""
 
     name = "log"
+    immediate = True
 
     def address_of(self, user) -> str | None:
         return user.username

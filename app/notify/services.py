@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from app.auth import roles
 from app.auth.models import User
+from app.core.bulk import insert_rows
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.notify.channels import CHANNELS, DeliveryError, enabled_channels
@@ -38,18 +39,9 @@ def _locale_of(user: User) -> str:
     return user.locale if user.locale in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
-def notify(
-    users: Iterable[User], kind: str, render: Render, *, case_id: int | None = None, now: datetime | None = None
-) -> int:
-    """Put a notification in each user's inbox and queue it for every enabled outbound channel.
-
-    ``render`` returns (title, body) and is called once per language, inside ``force_locale``.
-    Returns how many notifications were created.
-    """
+def _rows_for(users: Iterable[User], kind: str, render: Render, case_id: int | None, now: datetime):
+    """Notification rows (one per active recipient) with their owners; ``render`` once per language."""
     recipients = {u.id: u for u in users if u is not None and u.is_active}
-    if not recipients:
-        return 0
-    now = now or utcnow()
     by_locale: dict[str, list[User]] = defaultdict(list)
     for user in recipients.values():
         by_locale[_locale_of(user)].append(user)
@@ -58,47 +50,49 @@ def notify(
         with force_locale(locale):
             title, body = render()
         for user in people:
-            rows.append(
-                {
-                    "user_id": user.id,
-                    "case_id": case_id,
-                    "kind": kind,
-                    "title": title[:200],
-                    "body": body,
-                    "created_at": now,
-                }
-            )
+            rows.append({"user_id": user.id, "case_id": case_id, "kind": kind, "title": title[:200], "body": body,
+                         "created_at": now})
             owners.append(user)
-    ids = db.session.scalars(insert(Notification).returning(Notification.id, sort_by_parameter_order=True), rows).all()
-    _queue_outbound(zip(ids, owners, strict=True), now)
-    return len(ids)
+    return rows, owners
 
 
-def _queue_outbound(items, now: datetime) -> None:
+def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
+    """Insert notifications and their outbox rows: a couple of statements whatever the number."""
+    if not rows:
+        return 0
     channels = enabled_channels()
+    queued = [c for c in channels if not c.immediate]
+    ids = insert_rows(Notification, rows, return_ids=bool(queued))
     outbox = []
-    for notification_id, user in items:
+    for index, (user, row) in enumerate(zip(owners, rows, strict=True)):
         for channel in channels:
             address = channel.address_of(user)
-            if address:
-                outbox.append(
-                    {
-                        "notification_id": notification_id,
-                        "channel": channel.name,
-                        "recipient": address,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                )
-    if outbox:
-        db.session.execute(insert(OutboundMessage), outbox)
+            if not address:
+                continue
+            if channel.immediate:
+                channel.send(address, row["title"], row["body"] or row["title"])
+            else:
+                outbox.append({"notification_id": ids[index], "channel": channel.name, "recipient": address,
+                               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now})
+    insert_rows(OutboundMessage, outbox)
+    return len(rows)
+
+
+def notify(users: Iterable[User], kind: str, render: Render, *, case_id: int | None = None,
+           now: datetime | None = None) -> int:
+    """Put a notification in each user's inbox and queue it for every enabled outbound channel.
+
+    ``render`` returns (title, body) and is called once per language, inside ``force_locale``.
+    Returns how many notifications were created.
+    """
+    now = now or utcnow()
+    rows, owners = _rows_for(users, kind, render, case_id, now)
+    return _insert(rows, owners, now)
 
 
 @dataclass
 class Bulk:
-    """Notifications gathered during a sweep, written in one go."""
+    """Notifications gathered during a sweep, written with two statements in all."""
 
     items: list[tuple[list[User], str, Render, int | None]]
 
@@ -109,11 +103,25 @@ class Bulk:
         self.items.append((list(users), kind, render, case_id))
 
     def flush(self, now: datetime) -> int:
-        total = 0
+        # one force_locale per language, not per notification: the sweep renders thousands at once
+        by_locale: dict[str, list[tuple[list[User], str, Render, int | None]]] = defaultdict(list)
         for users, kind, render, case_id in self.items:
-            total += notify(users, kind, render, case_id=case_id, now=now)
+            groups: dict[str, list[User]] = defaultdict(list)
+            for user in {u.id: u for u in users if u is not None and u.is_active}.values():
+                groups[_locale_of(user)].append(user)
+            for locale, people in groups.items():
+                by_locale[locale].append((people, kind, render, case_id))
+        rows, owners = [], []
+        for locale, items in by_locale.items():
+            with force_locale(locale):
+                for people, kind, render, case_id in items:
+                    title, body = render()
+                    for user in people:
+                        rows.append({"user_id": user.id, "case_id": case_id, "kind": kind, "title": title[:200],
+                                     "body": body, "created_at": now})
+                        owners.append(user)
         self.items = []
-        return total
+        return _insert(rows, owners, now)
 
 
 # ----------------------------------------------------------------------------------------- recipients

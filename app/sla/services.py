@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta
 
 from flask import g, has_app_context
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import text as sql_text
 
 from app.auth import roles
 from app.auth.models import User
@@ -24,6 +25,7 @@ from app.auth.permissions import in_scope
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR
 from app.cases.models import Case, CaseEvent
+from app.core.bulk import insert_rows
 from app.core.errors import Conflict, PermissionDenied, ValidationError
 from app.core.timeutil import app_tz, to_local, utcnow
 from app.extensions import db
@@ -223,16 +225,23 @@ def leaving_step(case: Case, source: str, dest: str, now: datetime) -> dict:
     if case.due_at is not None and case.paused_at is None:
         facts["step_due_at"] = case.due_at.isoformat()
         facts["on_time"] = now <= case.due_at
+    if case.shelved and dest != source:
+        facts["unshelved"] = True
     if dest == "closed" and case.resolve_by is not None:
         facts["case_on_time"] = not case.case_overdue and (case.paused_at is not None or now <= case.resolve_by)
     return facts
 
 
-def entered_state(case: Case, source: str, event: CaseEvent, now: datetime) -> None:
-    """Set the timers of the state the case just entered and notify whoever must act."""
+def enter_state(case: Case, source: str, now: datetime) -> None:
+    """Set the timers of the state the case has just been given (before the change is flushed)."""
     dest = case.state
     if case.shelved and dest != source:
-        _unshelve(case, SYSTEM_ACTOR, now, note=_("Unshelved automatically: the case moved on."))
+        # acting on a shelved case takes it off the shelf; the transition event records it
+        case.shelved = False
+        case.shelve_review_at = None
+        case.shelve_review_notified = False
+        if source != "on_hold":
+            resume(case, now)
     if dest == "closed":
         case.due_at = case.warn_at = case.red_at = None
         case.paused_at = case.paused_step_minutes = case.paused_case_minutes = None
@@ -246,7 +255,6 @@ def entered_state(case: Case, source: str, event: CaseEvent, now: datetime) -> N
         if source == "closed":
             start_case_clock(case, now)
         start_step(case, now)
-    _notify_transition(case, event)
 
 
 def on_reassigned(case: Case, event: CaseEvent, now: datetime) -> None:
@@ -268,7 +276,8 @@ def on_reassigned(case: Case, event: CaseEvent, now: datetime) -> None:
 # ----------------------------------------------------------------------------------- notifications
 
 
-def _notify_transition(case: Case, event: CaseEvent) -> None:
+def notify_transition(case: Case, event: CaseEvent) -> None:
+    """Tell whoever must act now (new work, a return, a resident's send-back, a branch decline)."""
     trigger, ref, note = event.trigger, case.ref, event.note or ""
     category = case.category.name_zh if case.category else ""
 
@@ -654,12 +663,38 @@ def _escalation_message(level: int, ref: str, state: str, due: datetime | None):
     return render
 
 
+UNNEST_UPDATE = sql_text(
+    'UPDATE "case" SET escalation_level = v.level, case_overdue = v.overdue, shelve_review_notified = v.reviewed, '
+    "next_check_at = v.next_check FROM unnest(CAST(:ids AS integer[]), CAST(:levels AS integer[]), "
+    "CAST(:overdue AS boolean[]), CAST(:reviewed AS boolean[]), CAST(:next_checks AS timestamptz[])) "
+    'AS v(id, level, overdue, reviewed, next_check) WHERE "case".id = v.id'
+)
+
+
+def _write_levels(updates: list[dict]) -> None:
+    """Write the new levels and next checks: one statement on PostgreSQL, executemany elsewhere."""
+    if not updates:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(UNNEST_UPDATE, {
+            "ids": [u["b_id"] for u in updates], "levels": [u["b_level"] for u in updates],
+            "overdue": [u["b_overdue"] for u in updates], "reviewed": [u["b_reviewed"] for u in updates],
+            "next_checks": [u["b_next"] for u in updates]})
+        return
+    db.session.execute(
+        update(Case.__table__).where(Case.__table__.c.id == bindparam("b_id")).values(
+            escalation_level=bindparam("b_level"), case_overdue=bindparam("b_overdue"),
+            shelve_review_notified=bindparam("b_reviewed"), next_check_at=bindparam("b_next")),
+        updates,
+    )
+
+
 def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     """Escalate up to ``limit`` cases whose next check has come, in one unit of work (flushed, not
     committed). Returns what was done; ``examined < limit`` means nothing more is due."""
     now = now or utcnow()
     result = SweepResult(batches=1)
-    query = select(*SWEEP_COLUMNS).where(Case.next_check_at <= now).order_by(Case.next_check_at, Case.id).limit(limit)
+    query = select(*SWEEP_COLUMNS).where(Case.next_check_at <= now).order_by(Case.next_check_at).limit(limit)
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Case, skip_locked=True)
     rows = db.session.execute(query).all()
@@ -781,20 +816,8 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
                 "b_next": min(candidates) if candidates else None,
             }
         )
-    if updates:
-        db.session.execute(
-            update(Case.__table__)
-            .where(Case.__table__.c.id == bindparam("b_id"))
-            .values(
-                escalation_level=bindparam("b_level"),
-                case_overdue=bindparam("b_overdue"),
-                shelve_review_notified=bindparam("b_reviewed"),
-                next_check_at=bindparam("b_next"),
-            ),
-            updates,
-        )
-    if events:
-        db.session.execute(insert(CaseEvent), events)
+    _write_levels(updates)
+    insert_rows(CaseEvent, events)
     result.notifications = bulk.flush(now)
     if to_auto_close:
         from app.cases.services import fire

@@ -1,0 +1,87 @@
+"""Shared set-up for benchmarks: an application on a dedicated database, timing helpers, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import text
+
+BENCH_PG = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ksm_bench")
+
+
+def make_app(url: str):
+    """An app (TestingConfig: fast password hashing, scheduler off) on ``url``."""
+    from app import create_app
+    from config import TestingConfig
+
+    return create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, CLI_LOCALE="en", UPLOAD_DIR="/tmp/ksm-bench-uploads")
+
+
+def reset(app) -> None:
+    """Empty the database, run the migrations and load the demo organisation (no cases)."""
+    from flask_migrate import upgrade
+
+    from app.demo.seed import seed_demo
+    from app.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        seed_demo(with_cases=False)
+        db.session.commit()
+
+
+def summary(samples_ms: list[float]) -> dict:
+    ordered = sorted(samples_ms)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {
+        "n": len(ordered),
+        "mean": statistics.fmean(ordered),
+        "p50": statistics.median(ordered),
+        "p95": p95,
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
+
+
+@contextmanager
+def timer():
+    start = time.perf_counter()
+    box = {}
+    yield box
+    box["ms"] = (time.perf_counter() - start) * 1000
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo") as handle:
+            kb = int(next(line.split()[1] for line in handle if line.startswith("MemTotal")))
+            memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        pg = subprocess.run(["psql", "--version"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pg = "psql not found"
+    import sqlite3
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; {pg} (server on localhost, default settings); "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
