@@ -105,8 +105,12 @@ def test_a_transition_succeeds_even_when_outbound_sending_would_fail(ctx, app, m
 
     result = notify.deliver_pending(utcnow() + timedelta(minutes=1))
     assert result.retried >= 1 and result.sent == 0  # the mail will be tried again later
-    assert db.session.scalar(select(Notification).where(Notification.user_id == user("firm1").id,
-                                                        Notification.case_id == case.id)) is not None
+    assert (
+        db.session.scalar(
+            select(Notification).where(Notification.user_id == user("firm1").id, Notification.case_id == case.id)
+        )
+        is not None
+    )
 
 
 def test_smtp_channel_sends_a_message(app, monkeypatch):

@@ -67,10 +67,12 @@ DEFAULT_ATTRIBUTES = {
 
 def ensure_default_categories() -> int:
     """Create the default categories that are missing (matched by code). Returns how many were added."""
-    existing = set(db.session.scalars(select(Category.code)))
+    existing = {category.code: category for category in db.session.scalars(select(Category))}
     added = 0
     for order, (code, zh, en, urgency, workflow) in enumerate(DEFAULT_CATEGORIES, start=1):
         if code in existing:
+            if existing[code].attributes is None and code in DEFAULT_ATTRIBUTES:
+                existing[code].attributes = DEFAULT_ATTRIBUTES[code]
             continue
         db.session.add(
             Category(
@@ -81,6 +83,7 @@ def ensure_default_categories() -> int:
                 workflow=workflow,
                 active=True,
                 sort_order=order * 10,
+                attributes=DEFAULT_ATTRIBUTES.get(code),
             )
         )
         added += 1

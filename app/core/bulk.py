@@ -29,9 +29,12 @@ def insert_rows(model, rows: Sequence[dict], *, return_ids: bool = False) -> lis
     table = model.__table__
     ids: list[int] = []
     if return_ids:
-        ids = list(db.session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": f'"{table.name}"', "n": len(rows)}))
+        ids = list(
+            db.session.scalars(
+                text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                {"table": f'"{table.name}"', "n": len(rows)},
+            )
+        )
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
     from psycopg.types.json import Json

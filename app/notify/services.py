@@ -50,8 +50,16 @@ def _rows_for(users: Iterable[User], kind: str, render: Render, case_id: int | N
         with force_locale(locale):
             title, body = render()
         for user in people:
-            rows.append({"user_id": user.id, "case_id": case_id, "kind": kind, "title": title[:200], "body": body,
-                         "created_at": now})
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "case_id": case_id,
+                    "kind": kind,
+                    "title": title[:200],
+                    "body": body,
+                    "created_at": now,
+                }
+            )
             owners.append(user)
     return rows, owners
 
@@ -72,14 +80,24 @@ def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
             if channel.immediate:
                 channel.send(address, row["title"], row["body"] or row["title"])
             else:
-                outbox.append({"notification_id": ids[index], "channel": channel.name, "recipient": address,
-                               "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now})
+                outbox.append(
+                    {
+                        "notification_id": ids[index],
+                        "channel": channel.name,
+                        "recipient": address,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
     insert_rows(OutboundMessage, outbox)
     return len(rows)
 
 
-def notify(users: Iterable[User], kind: str, render: Render, *, case_id: int | None = None,
-           now: datetime | None = None) -> int:
+def notify(
+    users: Iterable[User], kind: str, render: Render, *, case_id: int | None = None, now: datetime | None = None
+) -> int:
     """Put a notification in each user's inbox and queue it for every enabled outbound channel.
 
     ``render`` returns (title, body) and is called once per language, inside ``force_locale``.
@@ -117,8 +135,16 @@ class Bulk:
                 for people, kind, render, case_id in items:
                     title, body = render()
                     for user in people:
-                        rows.append({"user_id": user.id, "case_id": case_id, "kind": kind, "title": title[:200],
-                                     "body": body, "created_at": now})
+                        rows.append(
+                            {
+                                "user_id": user.id,
+                                "case_id": case_id,
+                                "kind": kind,
+                                "title": title[:200],
+                                "body": body,
+                                "created_at": now,
+                            }
+                        )
                         owners.append(user)
         self.items = []
         return _insert(rows, owners, now)

@@ -676,15 +676,26 @@ def _write_levels(updates: list[dict]) -> None:
     if not updates:
         return
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(UNNEST_UPDATE, {
-            "ids": [u["b_id"] for u in updates], "levels": [u["b_level"] for u in updates],
-            "overdue": [u["b_overdue"] for u in updates], "reviewed": [u["b_reviewed"] for u in updates],
-            "next_checks": [u["b_next"] for u in updates]})
+        db.session.execute(
+            UNNEST_UPDATE,
+            {
+                "ids": [u["b_id"] for u in updates],
+                "levels": [u["b_level"] for u in updates],
+                "overdue": [u["b_overdue"] for u in updates],
+                "reviewed": [u["b_reviewed"] for u in updates],
+                "next_checks": [u["b_next"] for u in updates],
+            },
+        )
         return
     db.session.execute(
-        update(Case.__table__).where(Case.__table__.c.id == bindparam("b_id")).values(
-            escalation_level=bindparam("b_level"), case_overdue=bindparam("b_overdue"),
-            shelve_review_notified=bindparam("b_reviewed"), next_check_at=bindparam("b_next")),
+        update(Case.__table__)
+        .where(Case.__table__.c.id == bindparam("b_id"))
+        .values(
+            escalation_level=bindparam("b_level"),
+            case_overdue=bindparam("b_overdue"),
+            shelve_review_notified=bindparam("b_reviewed"),
+            next_check_at=bindparam("b_next"),
+        ),
         updates,
     )
 

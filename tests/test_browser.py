@@ -1,0 +1,142 @@
+"""The main paths in a real browser (Chromium through Playwright), against a live server.
+
+Runs on its own SQLite database and server thread; skipped when Chromium is not installed, and on the
+PostgreSQL pass of ``make test`` (the pages do not depend on the database engine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import IS_POSTGRES
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.own_app,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed"),
+    pytest.mark.skipif(IS_POSTGRES, reason="browser tests run once, on the SQLite pass"),
+]
+
+
+@pytest.fixture(scope="module")
+def live_url(tmp_path_factory):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.demo.seed import seed_demo
+    from app.extensions import db
+    from config import TestingConfig
+
+    base = tmp_path_factory.mktemp("live")
+    app = create_app(
+        TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{base / 'live.db'}", UPLOAD_DIR=str(base / "uploads")
+    )
+    with app.app_context():
+        upgrade()
+        seed_demo(with_cases=True)
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+def _login(browser, live_url, username):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live_url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", "Demo@2026")
+    page.click("main button[type=submit]")
+    page.wait_for_url(live_url + "/cases")
+    return page
+
+
+def test_clerk_registers_a_case_and_the_grid_worker_accepts_it(browser, live_url):
+    clerk = _login(browser, live_url, "clerk1")
+    clerk.click("text=登记诉求")
+    clerk.select_option("#category", "garbage")
+    clerk.select_option("#compound", label="阳光花园（杏花村社区）")
+    building_options = clerk.locator("#building option:not([hidden])").count()
+    assert building_options == 13  # "whole compound" + 阳光花园's 12 buildings; others are hidden
+    clerk.select_option("#building", label="7栋")
+    clerk.fill("#description", "7栋门口垃圾堆积两天无人清运")
+    clerk.fill("#resident_name", "周女士")
+    clerk.fill("#resident_phone", "139 0566 1234")
+    clerk.click("#intake-form button[type=submit]")
+    clerk.wait_for_selector("#case-ref")
+    ref = clerk.inner_text("#case-ref")
+    assert ref.startswith("KSM-")
+    assert "待网格员签收" in clerk.inner_text(".state-badge")
+    clerk.close()
+
+    grid = _login(browser, live_url, "grid1")
+    grid.goto(f"{live_url}/cases/{ref}")
+    assert grid.locator('[data-state="grid_assigned"][aria-current="step"]').count() == 1
+    grid.click("#action-list button.accordion-button:has-text('签收')")
+    grid.click("#act-grid_accept button[type=submit]")
+    grid.wait_for_selector(".alert-success")
+    assert "网格员处置中" in grid.inner_text(".state-badge")
+    grid.close()
+
+
+def test_refused_action_shows_the_reason_and_keeps_the_input(browser, live_url):
+    page = _login(browser, live_url, "firm1")
+    page.goto(live_url + "/cases?state=firm_dispatched")
+    page.click("table a")
+    page.click("#action-list button.accordion-button:has-text('退单')")
+    page.fill("#firm_return-note", "此处属供水公司管网")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#act-firm_return button[type=submit]")
+    page.wait_for_selector(".invalid-feedback")
+    assert "退单原因" in page.inner_text("#act-firm_return")
+    assert page.input_value("#firm_return-note") == "此处属供水公司管网"
+    page.close()
+
+
+def test_language_switch_and_english_pages(browser, live_url):
+    page = _login(browser, live_url, "supervisor1")
+    page.click("button[name=locale][value=en]")
+    page.wait_for_selector("html[lang=en]")
+    assert "Cases" in page.inner_text("nav")
+    page.goto(live_url + "/cases?overdue=1")
+    assert page.locator("h1").inner_text().startswith("Cases")
+    page.close()
+
+
+def test_grid_worker_page_fits_a_phone(browser, live_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(live_url + "/login")
+    page.fill("#username", "grid1")
+    page.fill("#password", "Demo@2026")
+    page.click("main button[type=submit]")
+    page.wait_for_url(live_url + "/cases")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400  # no sideways scrolling of the page itself
+    page.close()
