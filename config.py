@@ -23,6 +23,17 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _env_weights(name: str) -> dict[str, float] | None:
+    """Three comma-separated weights for response, resolution and satisfaction, or None."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    parts = [float(p) for p in value.split(",")]
+    if len(parts) != 3 or any(p < 0 for p in parts):
+        raise ValueError(f"{name} must be three non-negative numbers, e.g. 0.1,0.5,0.4")
+    return dict(zip(("response", "resolution", "satisfaction"), parts, strict=True))
+
+
 class Config:
     """Defaults shared by every environment."""
 
@@ -64,6 +75,11 @@ class Config:
     SMTP_SENDER = os.environ.get("SMTP_SENDER") or "noreply@ksm.local"
 
     PASSWORD_HASH_METHOD = "scrypt"
+
+    #: composite rate = response·w1 + resolution·w2 + satisfaction·w3 (``RATE_WEIGHTS=0.1,0.5,0.4``)
+    RATE_WEIGHTS = _env_weights("RATE_WEIGHTS")
+    #: reporting months end on this day (e.g. 25: 26 Oct – 25 Nov); empty for calendar months
+    RATES_CUTOFF_DAY = _env_int("RATES_CUTOFF_DAY", 0) or None
 
     TESTING = False
     DEBUG = False
