@@ -14,7 +14,7 @@ from flask import Response
 from app.core.errors import DomainError
 
 
-class ApiError(Exception):
+class ApiError(DomainError):
     """A refusal raised by the API layer itself (authentication, malformed input, unknown field)."""
 
     def __init__(
@@ -27,24 +27,16 @@ class ApiError(Exception):
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.details = details or {}
+        super().__init__(message, code=code, field=field, details=details)
+        self.http_status = status
         self.headers = headers or {}
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        if self.details:
-            body["details"] = self.details
-        return body
+    @property
+    def status(self) -> int:
+        return self.http_status
 
     def response(self) -> Response:
-        return json_response({"error": self.to_dict()}, self.status, self.headers)
+        return json_response({"error": self.to_dict()}, self.http_status, self.headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -41,7 +41,10 @@ class LogChannel(Channel):
         return user.username
 
     def send(self, recipient: str, subject: str, body: str) -> None:
-        log.info("notification to %s: %s — %s", recipient, subject, body)
+        if body and body != subject:
+            log.info("notification to %s: %s — %s", recipient, subject, body)
+        else:
+            log.info("notification to %s: %s", recipient, subject)
 
 
 class SmtpChannel(Channel):

@@ -39,31 +39,6 @@ def _locale_of(user: User) -> str:
     return user.locale if user.locale in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
-def _rows_for(users: Iterable[User], kind: str, render: Render, case_id: int | None, now: datetime):
-    """Notification rows (one per active recipient) with their owners; ``render`` once per language."""
-    recipients = {u.id: u for u in users if u is not None and u.is_active}
-    by_locale: dict[str, list[User]] = defaultdict(list)
-    for user in recipients.values():
-        by_locale[_locale_of(user)].append(user)
-    rows, owners = [], []
-    for locale, people in by_locale.items():
-        with force_locale(locale):
-            title, body = render()
-        for user in people:
-            rows.append(
-                {
-                    "user_id": user.id,
-                    "case_id": case_id,
-                    "kind": kind,
-                    "title": title[:200],
-                    "body": body,
-                    "created_at": now,
-                }
-            )
-            owners.append(user)
-    return rows, owners
-
-
 def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
     """Insert notifications and their outbox rows: a couple of statements whatever the number."""
     if not rows:
@@ -103,9 +78,9 @@ def notify(
     ``render`` returns (title, body) and is called once per language, inside ``force_locale``.
     Returns how many notifications were created.
     """
-    now = now or utcnow()
-    rows, owners = _rows_for(users, kind, render, case_id, now)
-    return _insert(rows, owners, now)
+    batch = Bulk()
+    batch.add(users, kind, render, case_id)
+    return batch.flush(now or utcnow())
 
 
 @dataclass

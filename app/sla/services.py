@@ -66,6 +66,7 @@ HANDLER_ROLE = {
 }
 MAX_EXTENSION_DAYS = 60
 CARDS = {1: "warning", 2: "yellow", 3: "red"}
+LEVEL_COUNTERS = {1: "warned", 2: "yellow", 3: "red"}
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -700,6 +701,23 @@ def _write_levels(updates: list[dict]) -> None:
     )
 
 
+def _system_event(row, now: datetime, kind: str, payload: dict) -> dict:
+    """A case event row written by the sweep (the system acts; no state change)."""
+    return {
+        "case_id": row.id,
+        "created_at": now,
+        "kind": kind,
+        "actor_id": None,
+        "actor_role": d.SYSTEM,
+        "actor_name": "system",
+        "trigger": None,
+        "from_state": row.state,
+        "to_state": None,
+        "note": None,
+        "payload": payload,
+    }
+
+
 def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     """Escalate up to ``limit`` cases whose next check has come, in one unit of work (flushed, not
     committed). Returns what was done; ``examined < limit`` means nothing more is due."""
@@ -726,24 +744,17 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
                 if level < target and at is not None and at <= now:
                     level = target
                     events.append(
-                        {
-                            "case_id": row.id,
-                            "created_at": now,
-                            "kind": "escalation",
-                            "actor_id": None,
-                            "actor_role": d.SYSTEM,
-                            "actor_name": "system",
-                            "trigger": None,
-                            "from_state": row.state,
-                            "to_state": None,
-                            "note": None,
-                            "payload": {
+                        _system_event(
+                            row,
+                            now,
+                            "escalation",
+                            {
                                 "level": target,
                                 "card": CARDS[target],
                                 "threshold_at": at.isoformat(),
                                 "due_at": row.due_at.isoformat() if row.due_at else None,
                             },
-                        }
+                        )
                     )
                     people = list(recipients.handlers(row))
                     if target >= 2:
@@ -756,28 +767,15 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
                         _escalation_message(target, row.ref, row.state, row.due_at),
                         row.id,
                     )
-                    setattr(
-                        result,
-                        {1: "warned", 2: "yellow", 3: "red"}[target],
-                        getattr(result, {1: "warned", 2: "yellow", 3: "red"}[target]) + 1,
-                    )
+                    counter = LEVEL_COUNTERS[target]
+                    setattr(result, counter, getattr(result, counter) + 1)
             if row.resolve_by is not None and not overdue and row.resolve_by <= now:
                 overdue = True
                 result.case_overdue += 1
                 events.append(
-                    {
-                        "case_id": row.id,
-                        "created_at": now,
-                        "kind": "escalation",
-                        "actor_id": None,
-                        "actor_role": d.SYSTEM,
-                        "actor_name": "system",
-                        "trigger": None,
-                        "from_state": row.state,
-                        "to_state": None,
-                        "note": None,
-                        "payload": {"case_overdue": True, "resolve_by": row.resolve_by.isoformat()},
-                    }
+                    _system_event(
+                        row, now, "escalation", {"case_overdue": True, "resolve_by": row.resolve_by.isoformat()}
+                    )
                 )
                 ref = row.ref
 
@@ -788,21 +786,7 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
         if row.shelved and row.shelve_review_at is not None and not reviewed and row.shelve_review_at <= now:
             reviewed = True
             result.shelve_reviews += 1
-            events.append(
-                {
-                    "case_id": row.id,
-                    "created_at": now,
-                    "kind": "shelve_review",
-                    "actor_id": None,
-                    "actor_role": d.SYSTEM,
-                    "actor_name": "system",
-                    "trigger": None,
-                    "from_state": row.state,
-                    "to_state": None,
-                    "note": None,
-                    "payload": {"review_at": row.shelve_review_at.isoformat()},
-                }
-            )
+            events.append(_system_event(row, now, "shelve_review", {"review_at": row.shelve_review_at.isoformat()}))
             ref = row.ref
 
             def review(ref=ref):
