@@ -23,7 +23,7 @@ from app.cases.models import Attachment, Case, Category, FollowUp
 from app.core.errors import DomainError
 from app.core.i18n import is_english
 from app.extensions import db
-from app.org.models import Building, Compound, PropertyFirm
+from app.org.models import Building, Community, Compound, PropertyFirm
 from app.sla.services import timer_view
 from workflows import STATES, TRIGGERS, WORKFLOWS
 from workflows.diagram import render_svg
@@ -84,6 +84,9 @@ def _intake_compounds():
         query = query.where(Compound.grid_id == user.grid_id)
     elif user.role == roles.SUPERVISOR and user.community_id:
         query = query.where(Compound.community_id == user.community_id)
+    elif user.role == roles.SUPERVISOR and user.street_id:
+        query = query.join(Community, Community.id == Compound.community_id).where(
+            Community.street_id == user.street_id)
     return db.session.scalars(query).all()
 
 
