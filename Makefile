@@ -17,8 +17,10 @@ run: install $(MO)
 	$(FLASK) serve --host $(HOST) --port $(PORT)
 
 test: install-dev $(MO)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@echo "== test suite on SQLite =="
+	TEST_DATABASE_URL= $(BIN)/python -m pytest -q -p no:cacheprovider
 ifneq ($(strip $(TEST_DATABASE_URL)),)
+	@echo "== test suite on PostgreSQL =="
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(BIN)/python -m pytest -q -p no:cacheprovider
 endif
 
