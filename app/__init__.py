@@ -70,8 +70,9 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
     @login_manager.user_loader
     def load_user(user_id: str):
         from app.auth.models import User
+        from app.core.params import parse_id
 
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        user = db.session.get(User, parse_id(user_id)) if parse_id(user_id) else None
         return user if user is not None and user.is_active else None
 
     _register_blueprints(app)
@@ -150,6 +151,7 @@ def _import_models() -> None:
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
+    import app.core.throttle  # noqa: F401
     import app.notify.models  # noqa: F401
     import app.open311.models  # noqa: F401
     import app.org.models  # noqa: F401

@@ -54,12 +54,15 @@ def json_body() -> dict[str, Any]:
     JSON or a body that is not an object, 422 for text that cannot be stored."""
     if not request.is_json:
         raise ApiError(400, "json_required", _("Send the body as JSON with the header Content-Type: application/json."))
-    data = request.get_json(silent=True)
-    if data is None and request.get_data(cache=True):
-        raise ApiError(400, "malformed_json", _("The body is not valid JSON."))
-    if not isinstance(data, dict):
-        raise ApiError(400, "json_object_required", _("The body must be a JSON object."))
-    check_strings(data)
+    try:
+        data = request.get_json(silent=True)
+        if data is None and request.get_data(cache=True):
+            raise ApiError(400, "malformed_json", _("The body is not valid JSON."))
+        if not isinstance(data, dict):
+            raise ApiError(400, "json_object_required", _("The body must be a JSON object."))
+        check_strings(data)
+    except RecursionError:  # absurdly deep nesting: not a request any client means
+        raise ApiError(400, "malformed_json", _("The body is not valid JSON.")) from None
     return data
 
 

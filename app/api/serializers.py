@@ -115,6 +115,8 @@ def _event_payload(event: CaseEvent, user) -> dict[str, Any] | None:
     extra = payload.get("extra")
     if isinstance(extra, dict) and user.role == roles.PROPERTY_MANAGER:
         payload["extra"] = {k: v for k, v in extra.items() if k != "contact"}
+    if user.role == roles.PROPERTY_MANAGER:
+        payload.pop("contact", None)  # a second reporter's name and phone, noted on the case
     return payload
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.auth import roles
 from app.auth.models import ApiToken, User
 from app.core.errors import NotFound, PermissionDenied, ValidationError
+from app.core.params import parse_id
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.org.models import Community, Grid, PartyBranch, PropertyFirm, ServiceStation, Street
@@ -125,8 +126,8 @@ def resolve_scope(kind: str | None, ref: str | int | None) -> Scope:
             field="scope",
         )
     obj = None
-    if ref is not None and str(ref).isdigit():
-        obj = db.session.get(model, int(ref))
+    if parse_id(ref) is not None:
+        obj = db.session.get(model, parse_id(ref))
     if obj is None and ref is not None:
         obj = db.session.scalar(select(model).where((model.code == str(ref)) | (model.name == str(ref))))
     if obj is None:

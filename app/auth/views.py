@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -12,10 +13,15 @@ from sqlalchemy import select
 from app.auth import services
 from app.auth.forms import ChangePasswordForm, LoginForm, TokenForm
 from app.auth.models import ApiToken
+from app.core import throttle
 from app.core.errors import DomainError
 from app.extensions import db
 
 bp = Blueprint("auth", __name__)
+
+#: failed sign-ins allowed per IP address (password spraying across accounts); accounts lock on their own
+LOGIN_IP_LIMIT = 30
+LOGIN_IP_WINDOW = timedelta(minutes=15)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -34,10 +40,17 @@ def login():
         return redirect(url_for("main.index"))
     form = LoginForm()
     status = 200
-    if form.validate_on_submit():
+    ip_key = f"login:ip:{request.remote_addr}"
+    if request.method == "POST" and not form.validate_on_submit():
+        status = 400
+    elif request.method == "POST" and throttle.blocked(ip_key, LOGIN_IP_LIMIT, LOGIN_IP_WINDOW):
+        form.password.errors.append(_("Too many failed sign-ins from this address. Try again in 15 minutes."))
+        status = 429
+    elif request.method == "POST":
         try:
             user = services.authenticate(form.username.data, form.password.data)
         except services.LoginRefused as refused:
+            throttle.record_failure(ip_key, LOGIN_IP_WINDOW)
             db.session.commit()  # keep the failure count / lock
             form.password.errors.append(refused.message)
             status = 401
@@ -46,8 +59,6 @@ def login():
             login_user(user, remember=form.remember.data)
             flash(_("Welcome, %(name)s.", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
-    elif request.method == "POST":
-        status = 400
     return render_template("auth/login.html", form=form), status
 
 
@@ -108,7 +119,7 @@ def create_token():
     )
 
 
-@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@bp.route("/profile/tokens/<int(min=1, max=2147483647):token_id>/revoke", methods=["POST"])
 @login_required
 def revoke_token(token_id: int):
     try:

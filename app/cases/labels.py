@@ -113,11 +113,16 @@ TIME_KEYS = {"step_due_at", "threshold_at", "due_at", "resolve_by", "review_at",
 LEVEL_LABELS = {1: _l("Warning: near the deadline"), 2: _l("Yellow card: overdue"), 3: _l("Red card: long overdue")}
 
 
-def describe_payload(event) -> list[tuple[str, str]]:
-    """Readable (label, value) pairs of an event's payload for the history."""
+def describe_payload(event, show_contact: bool = True) -> list[tuple[str, str]]:
+    """Readable (label, value) pairs of an event's payload for the history (``show_contact``: whether
+    another reporter's name and phone may be shown — not to property firms)."""
     pairs: list[tuple[str, str]] = []
     for key, value in (event.payload or {}).items():
         if key in HIDDEN_PAYLOAD or value in (None, "", []):
+            continue
+        if key == "contact":
+            if show_contact and isinstance(value, dict):
+                pairs.append((str(_l("Also reported by")), f"{value.get('name', '')} {value.get('phone', '')}".strip()))
             continue
         if event.trigger and d.TRIGGERS.get(event.trigger) and d.TRIGGERS[event.trigger].input(key):
             pairs.append((input_label(event.trigger, key), choice_label(event.trigger, key, value)))

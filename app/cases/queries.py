@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from app.auth.permissions import scope_clause
 from app.cases.models import URGENCIES, Case, Category
 from app.core.errors import ValidationError
+from app.core.params import parse_id, reasonable_instant
 from app.core.timeutil import parse_instant
 from app.extensions import db
 from workflows import OPEN_STATES, STATES
@@ -58,10 +59,9 @@ class CaseFilters:
             filters.urgency = urgency
         compound = (args.get("compound_id") or args.get("compound") or "").strip()
         if compound:
-            if not compound.isdigit():
+            filters.compound_id = parse_id(compound)
+            if filters.compound_id is None:
                 errors["compound_id"] = _("compound_id is a number.")
-            else:
-                filters.compound_id = int(compound)
         filters.q = (args.get("q") or "").strip().upper() or None
         routing = (args.get("needs_routing") or "").strip().lower()
         if routing:
@@ -74,7 +74,10 @@ class CaseFilters:
             value = (args.get(name) or "").strip()
             if value:
                 try:
-                    setattr(filters, name, parse_instant(value if "T" in value else value + "T00:00:00"))
+                    instant = parse_instant(value if "T" in value else value + "T00:00:00")
+                    if not reasonable_instant(instant):
+                        raise ValueError(_("%(value)s is not a date this system handles.", value=value))
+                    setattr(filters, name, instant)
                 except ValueError as error:
                     errors[name] = str(error)
         if errors:
@@ -92,8 +95,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, case_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), int(case_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        created_at, case_id = datetime.fromisoformat(created), parse_id(case_id)
+        if created_at.tzinfo is None or not reasonable_instant(created_at) or case_id is None:
+            raise ValueError("not one of our cursors")
+        return created_at, case_id
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError, OverflowError):
         raise ValidationError(
             _("This page link is not valid; start again from the first page."), field="cursor"
         ) from None

@@ -26,6 +26,7 @@ from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
 from app.cases.models import CHANNELS, URGENCIES, Case, CaseEvent, Category, FollowUp, RefCounter
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
+from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
@@ -143,8 +144,9 @@ class Intake:
 def _find(model, ref, *, by_name: bool = True):
     if ref in (None, ""):
         return None
-    if isinstance(ref, int) or str(ref).isdigit():
-        obj = db.session.get(model, int(ref))
+    number = parse_id(ref)
+    if number is not None:
+        obj = db.session.get(model, number)
         if obj is not None:
             return obj
     column = model.code if hasattr(model, "code") else None
@@ -754,17 +756,27 @@ def _apply_effects(case: Case, outcome, actor, now: datetime) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- other actions
 
 
-def add_note(case: Case, actor, text: str, *, now: datetime | None = None) -> CaseEvent:
-    """Add a note to the case's history. Raises :class:`ValidationError` or :class:`PermissionDenied`."""
+def add_note(
+    case: Case, actor, text: str, *, contact: Mapping[str, str] | None = None, now: datetime | None = None
+) -> CaseEvent:
+    """Add a note to the case's history; ``contact`` (name, phone) records another resident reporting the
+    same matter, kept out of property firms' sight. Raises :class:`ValidationError` or
+    :class:`PermissionDenied`."""
     _check_actor_scope(actor, case)
     text = (text or "").strip()
     if not text:
         raise ValidationError(_("Write the note first."), field="note")
     if len(text) > MAX_NOTE:
         raise ValidationError(_("The note is longer than %(max)d characters.", max=MAX_NOTE), field="note")
+    payload = None
+    if contact and (contact.get("name") or contact.get("phone")):
+        phone = re.sub(r"[\s-]", "", contact.get("phone") or "")
+        if phone and not MOBILE_RE.match(phone):
+            raise ValidationError(_("A mobile number has 11 digits and starts with 1."), field="contact_phone")
+        payload = {"contact": {"name": (contact.get("name") or "").strip()[:50], "phone": phone}}
     case = lock_case(case.id)
     case.updated_at = now or utcnow()
-    return record_event(case, actor, "note", now=now, note=text)
+    return record_event(case, actor, "note", now=now, note=text, payload=payload)
 
 
 def attach(
@@ -840,6 +852,8 @@ def reassign(
         case.compound_id = target.id
         case.community_id = target.community_id
         case.street_id = target.community.street_id
+        if targets["firm_id"] != case.firm_id:
+            case.firm_dispatched_at = None  # a firm sees only what was dispatched to it
         case.grid_id, case.firm_id, case.branch_id = targets["grid_id"], targets["firm_id"], targets["branch_id"]
         case.building_id = None
         if grid_worker in (None, "") and targets["grid_worker"] is not None:
@@ -867,6 +881,8 @@ def reassign(
             raise Conflict(_("The firm has accepted this case; it must return it before another firm takes over."))
         changes["firm"] = [case.firm_id, target_firm.id]
         case.firm_id = target_firm.id
+        # the new firm sees the case only once it is dispatched to it
+        case.firm_dispatched_at = now if case.state == "firm_dispatched" else None
 
     if not changes:
         raise ValidationError(_("Choose a new grid worker, firm or compound."), field="grid_worker")

@@ -6,6 +6,8 @@ what the user typed.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -20,8 +22,10 @@ from app.cases import labels as L
 from app.cases import queries, services
 from app.cases.forms import IntakeForm, NoteForm, ReassignForm, TrackForm
 from app.cases.models import Attachment, Case, Category, FollowUp
+from app.core import throttle
 from app.core.errors import DomainError
 from app.core.i18n import is_english
+from app.core.params import parse_id
 from app.extensions import db
 from app.org.models import Building, Community, Compound, PropertyFirm
 from app.sla.services import timer_view
@@ -86,7 +90,8 @@ def _intake_compounds():
         query = query.where(Compound.community_id == user.community_id)
     elif user.role == roles.SUPERVISOR and user.street_id:
         query = query.join(Community, Community.id == Compound.community_id).where(
-            Community.street_id == user.street_id)
+            Community.street_id == user.street_id
+        )
     return db.session.scalars(query).all()
 
 
@@ -143,7 +148,7 @@ def new():
             category = db.session.scalar(select(Category).where(Category.code == form.category.data))
             if category is not None and not form.confirm_new.data:
                 duplicates = services.possible_duplicates(
-                    category.id, int(form.compound.data), int(form.building.data) if form.building.data else None
+                    category.id, int(form.compound.data), parse_id(form.building.data)
                 )
             if duplicates:
                 flash(
@@ -183,7 +188,7 @@ def new():
 # ------------------------------------------------------------------------------------- case page
 
 
-def _page(
+def render_case(
     case: Case,
     *,
     errors: dict | None = None,
@@ -220,9 +225,13 @@ def _page(
         L=L,
         lang=_lang(),
         timer=timer_view(case, current_user),
-        duplicates=services.possible_duplicates(
-            case.category_id, case.compound_id, case.building_id, exclude_id=case.id
-        )
+        duplicates=[
+            other
+            for other in services.possible_duplicates(
+                case.category_id, case.compound_id, case.building_id, exclude_id=case.id
+            )
+            if services.can_view(current_user, other)
+        ]
         if case.is_open
         else [],
     ), status
@@ -256,7 +265,7 @@ def _reassign_form(case: Case) -> ReassignForm:
 @login_required
 def show(ref: str):
     case = _load(ref)
-    return _page(case)
+    return render_case(case)
 
 
 @bp.route("/cases/<ref>/actions/<trigger>", methods=["POST"])
@@ -273,7 +282,7 @@ def act(ref: str, trigger: str):
             trigger,
             current_user,
             inputs=values,
-            expected_version=int(version) if version and version.isdigit() else None,
+            expected_version=parse_id(version),
             photos=photos,
         )
     except DomainError as error:
@@ -281,7 +290,7 @@ def act(ref: str, trigger: str):
         case = _load(ref)
         fields = error.details.get("fields") if error.details else None
         flash(error.message, "danger")
-        return _page(
+        return render_case(
             case, errors=fields or {"_": error.message}, values=values, open_trigger=trigger, status=error.http_status
         )
     db.session.commit()
@@ -303,11 +312,16 @@ def add_note(ref: str):
     form = NoteForm()
     text = form.note.data if form.validate_on_submit() else request.form.get("note", "")
     try:
-        services.add_note(case, current_user, text)
+        services.add_note(
+            case,
+            current_user,
+            text,
+            contact={"name": request.form.get("contact_name", ""), "phone": request.form.get("contact_phone", "")},
+        )
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "danger")
-        return _page(_load(ref), values={"note": text}, status=error.http_status)
+        return render_case(_load(ref), values={"note": text}, status=error.http_status)
     db.session.commit()
     flash(_("Note added."), "success")
     return redirect(url_for("cases.show", ref=case.ref, _anchor="history"))
@@ -323,13 +337,13 @@ def upload(ref: str):
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "danger")
-        return _page(_load(ref), status=error.http_status)
+        return render_case(_load(ref), status=error.http_status)
     db.session.commit()
     flash(_("%(count)d file(s) attached.", count=len(files)), "success")
     return redirect(url_for("cases.show", ref=case.ref, _anchor="files"))
 
 
-@bp.route("/cases/<ref>/attachments/<int:attachment_id>")
+@bp.route("/cases/<ref>/attachments/<int(min=1, max=2147483647):attachment_id>")
 @login_required
 def attachment(ref: str, attachment_id: int):
     case = _load(ref)
@@ -355,7 +369,7 @@ def reassign(ref: str):
     form.process(request.form)
     if not form.validate():
         flash(_("Say why the case is reassigned."), "danger")
-        return _page(case, reassign_form=form, status=422)
+        return render_case(case, reassign_form=form, status=422)
     try:
         services.reassign(
             case,
@@ -364,19 +378,23 @@ def reassign(ref: str):
             firm=form.firm.data or None,
             compound=form.compound.data or None,
             note=form.note.data,
-            expected_version=int(form.version.data) if (form.version.data or "").isdigit() else None,
+            expected_version=parse_id(form.version.data),
         )
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "danger")
-        return _page(_load(ref), reassign_form=form, status=error.http_status)
+        return render_case(_load(ref), reassign_form=form, status=error.http_status)
     db.session.commit()
     flash(_("Case %(ref)s reassigned.", ref=case.ref), "success")
     return redirect(url_for("cases.show", ref=case.ref))
 
 
+#: the receipt carries the resident's sign-off link: only those who may record a sign-off print it
+RECEIPT_ROLES = (roles.CLERK, roles.GRID_WORKER, roles.ADMIN)
+
+
 @bp.route("/cases/<ref>/receipt")
-@login_required
+@role_required(*RECEIPT_ROLES)
 def receipt(ref: str):
     case = _load(ref)
     sign_url = url_for("cases.resident_signoff", token=case.signoff_token, _external=True)
@@ -434,15 +452,27 @@ def resident_signoff(token: str):
     ), status
 
 
+#: failed look-ups allowed per IP address and per reference number within the window
+TRACK_LIMITS = (20, 5)
+TRACK_WINDOW = timedelta(minutes=15)
+
+
 @bp.route("/track", methods=["GET", "POST"])
 def track():
     """Residents look up their case with the reference number and the last 4 digits of their mobile."""
     form = TrackForm()
     case, events, status = None, [], 200
     if form.validate_on_submit():
+        keys = (f"track:ip:{request.remote_addr}", f"track:ref:{form.ref.data.strip().upper()[:24]}")
+        if any(throttle.blocked(key, limit, TRACK_WINDOW) for key, limit in zip(keys, TRACK_LIMITS, strict=True)):
+            form.ref.errors.append(_("Too many attempts. Try again in 15 minutes, or ask at your service station."))
+            return render_template("cases/track.html", form=form, case=None, events=[], L=L), 429
         try:
             case = services.case_for_resident(form.ref.data, form.last4.data)
         except DomainError as error:
+            for key in keys:
+                throttle.record_failure(key, TRACK_WINDOW)
+            db.session.commit()
             form.ref.errors.append(error.message)
             status = 404
         else:

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
 
 from app.auth import roles
 from app.auth.models import User
@@ -53,7 +54,10 @@ def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
             if not address:
                 continue
             if channel.immediate:
-                channel.send(address, row["title"], row["body"] or row["title"])
+                # sent once the transaction commits: a rolled-back action notifies no one
+                db.session.info.setdefault("immediate_sends", []).append(
+                    (channel, address, row["title"], row["body"] or row["title"])
+                )
             else:
                 outbox.append(
                     {
@@ -245,3 +249,18 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
             result.sent += 1
     db.session.flush()
     return result
+
+
+@event.listens_for(Session, "after_commit")
+def _send_immediate(session) -> None:
+    for channel, address, title, body in session.info.pop("immediate_sends", []):
+        try:
+            channel.send(address, title, body)
+        except Exception:  # noqa: BLE001 - an immediate channel must never break the request
+            log.exception("immediate notification to %s failed", address)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_immediate(session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop("immediate_sends", None)

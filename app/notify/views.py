@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from app.core.params import parse_id
 from app.extensions import db
 from app.notify import services
 from app.notify.models import Notification
@@ -18,7 +19,7 @@ PAGE = 30
 @bp.route("/inbox")
 @login_required
 def inbox():
-    before = request.args.get("before", type=int)
+    before = parse_id(request.args.get("before"))
     query = select(Notification).where(Notification.user_id == current_user.id)
     if request.args.get("unread"):
         query = query.where(Notification.read_at.is_(None))
@@ -31,7 +32,7 @@ def inbox():
     )
 
 
-@bp.route("/inbox/<int:notification_id>/open", methods=["POST"])
+@bp.route("/inbox/<int(min=1, max=2147483647):notification_id>/open", methods=["POST"])
 @login_required
 def open_notification(notification_id: int):
     """Mark one notification read and go to its case."""

@@ -434,7 +434,12 @@ def _address(case: Case) -> str | None:
         parts = [case.compound.name, case.compound.address, getattr(case.community, "name", None)]
         parts.append(getattr(case.street, "name", None))
         return ", ".join(p for p in parts if p)
-    return case.address_text
+    if case.channel == "open311":
+        return case.address_text  # what the public client itself sent
+    # an address staff typed may name a flat or a person: publish only the area
+    return (
+        ", ".join(p for p in (getattr(case.community, "name", None), getattr(case.street, "name", None)) if p) or None
+    )
 
 
 def request_view(case: Case) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app
 from flask.cli import AppGroup
 from flask_babel import gettext as _
 
+from app.core.params import MAX_YEAR, MIN_YEAR, reasonable_instant
 from app.core.timeutil import app_tz, parse_instant
 from app.extensions import db
 
@@ -19,14 +20,19 @@ def _instant(value: str | None):
     if not value:
         return None
     try:
-        return parse_instant(value)
+        instant = parse_instant(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    if not reasonable_instant(instant):
+        raise click.BadParameter(f"{value!r} is outside the years {MIN_YEAR}–{MAX_YEAR}")
+    return instant
 
 
 @bp.cli.command("sweep")
 @click.option("--now", "now_text", metavar="ISO-8601", help="Sweep as if at this instant (default: now).")
-@click.option("--batch", default=1000, show_default=True, help="Cases per transaction.")
+@click.option(
+    "--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Cases per transaction."
+)
 def sweep_command(now_text, batch):
     """Run one escalation sweep: warnings, yellow and red cards, auto-close of unanswered sign-offs."""
     from app.notify.services import deliver_pending
@@ -89,13 +95,16 @@ def calendar_due(start, limit):
     except CalendarError as error:
         raise click.BadParameter(str(error), param_hint="LIMIT") from None
     calendar = load_calendar(fresh=True)
-    due = calendar.deadline(begin, parsed)
+    try:
+        due = calendar.deadline(begin, parsed)
+    except (CalendarError, OverflowError) as error:
+        raise click.BadParameter(f"no deadline can be computed: {error}", param_hint="LIMIT") from None
     click.echo(due.astimezone(app_tz()).isoformat())
     _warn_missing(calendar)
 
 
 @calendar_group.command("show")
-@click.argument("year", type=int)
+@click.argument("year", type=click.IntRange(MIN_YEAR, 2100))
 def calendar_show(year):
     """List YEAR's non-working weekdays and working weekend days."""
     from app.sla.services import load_calendar

@@ -236,6 +236,13 @@ def leaving_step(case: Case, source: str, dest: str, now: datetime) -> dict:
 def enter_state(case: Case, source: str, now: datetime) -> None:
     """Set the timers of the state the case has just been given (before the change is flushed)."""
     dest = case.state
+    if dest != source:
+        # an extension asked for the step just left no longer applies
+        db.session.execute(
+            update(ExtensionRequest)
+            .where(ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending")
+            .values(status="withdrawn", decided_at=now)
+        )
     if case.shelved and dest != source:
         # acting on a shelved case takes it off the shelf; the transition event records it
         case.shelved = False
@@ -305,6 +312,12 @@ def notify_transition(case: Case, event: CaseEvent) -> None:
             )
 
         notify.notify(notify.handlers_for(case), "sent_back", sent_back, case_id=case.id, now=event.created_at)
+    elif trigger == "reopen":
+
+        def reopened():
+            return (_("Case %(ref)s was reopened", ref=ref), _("Reason: %(note)s", note=note))
+
+        notify.notify(notify.handlers_for(case), "reopened", reopened, case_id=case.id, now=event.created_at)
     elif trigger == "branch_decline":
 
         def declined():

@@ -1,4 +1,7 @@
-"""Timer actions on the case page: extension requests and decisions, urging, shelving."""
+"""Timer actions on the case page: extension requests and decisions, urging, shelving.
+
+On a refusal the case page is shown again with the message and what the user typed.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.cases import services as cases
-from app.core.errors import DomainError
+from app.core.errors import DomainError, ValidationError
+from app.core.params import reasonable_instant
 from app.core.timeutil import parse_instant
 from app.extensions import db
 from app.sla import services
@@ -22,82 +26,92 @@ def _load(ref: str):
         abort(404)
 
 
-def _instant(name: str):
+def _instant(name: str, label: str):
+    """The form's date-time field ``name``; None when empty. Raises :class:`ValidationError` when unreadable."""
     value = (request.form.get(name) or "").strip()
     if not value:
         return None
     try:
-        return parse_instant(value)
+        instant = parse_instant(value)
+        if not reasonable_instant(instant):
+            raise ValueError
+        return instant
     except ValueError:
-        return None
+        raise ValidationError(
+            _("%(field)s: enter a date and time, e.g. 2026-12-01 17:30.", field=label), field=name
+        ) from None
 
 
-def _done(ref: str, message: str, action):
+def _do(ref: str, form: str, message: str, action):
+    """Run ``action``; on success commit and go back to the timer, else show the form again as typed."""
+    case = _load(ref)
     try:
-        action()
+        action(case)
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "danger")
-    else:
-        db.session.commit()
-        flash(message, "success")
-    return redirect(url_for("cases.show", ref=ref, _anchor="timer"))
+        from app.cases.views import render_case
+
+        values = {f"{form}:{k}": v for k, v in request.form.items() if k != "csrf_token"}
+        values["_timer_form"] = form
+        return render_case(_load(ref), values=values, status=error.http_status)
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("cases.show", ref=case.ref, _anchor="timer"))
 
 
 @bp.route("/cases/<ref>/extension", methods=["POST"])
 @login_required
 def request_extension(ref: str):
-    case = _load(ref)
-    proposed = _instant("proposed_due_at")
-    return _done(
-        case.ref,
-        _("Extension requested; a supervisor will decide."),
-        lambda: services.request_extension(case, current_user, proposed, request.form.get("reason", "")),
-    )
+    def action(case):
+        proposed = _instant("proposed_due_at", _("New deadline"))
+        services.request_extension(case, current_user, proposed, request.form.get("reason", ""))
+
+    return _do(ref, "extension", _("Extension requested; a supervisor will decide."), action)
 
 
 @bp.route("/cases/<ref>/extension/decide", methods=["POST"])
 @login_required
 def decide_extension(ref: str):
-    case = _load(ref)
     approve = request.form.get("decision") == "approve"
     message = _("Extension approved.") if approve else _("Extension denied.")
-    return _done(
-        case.ref, message, lambda: services.decide_extension(case, current_user, approve, request.form.get("note"))
+    return _do(
+        ref,
+        "decide",
+        message,
+        lambda case: services.decide_extension(case, current_user, approve, request.form.get("note")),
     )
 
 
 @bp.route("/cases/<ref>/urge", methods=["POST"])
 @login_required
 def urge(ref: str):
-    case = _load(ref)
-    return _done(
-        case.ref,
+    return _do(
+        ref,
+        "urge",
         _("Urged; the handler has been notified."),
-        lambda: services.urge(case, current_user, request.form.get("note", "")),
+        lambda case: services.urge(case, current_user, request.form.get("note", "")),
     )
 
 
 @bp.route("/cases/<ref>/shelve", methods=["POST"])
 @login_required
 def shelve(ref: str):
-    case = _load(ref)
-    review_at = _instant("review_at")
-    return _done(
-        case.ref,
-        _("Case shelved; its clock is stopped until the review date."),
-        lambda: services.shelve(case, current_user, request.form.get("reason", ""), review_at),
-    )
+    def action(case):
+        review_at = _instant("review_at", _("Review on"))
+        services.shelve(case, current_user, request.form.get("reason", ""), review_at)
+
+    return _do(ref, "shelve", _("Case shelved; its clock is stopped until the review date."), action)
 
 
 @bp.route("/cases/<ref>/unshelve", methods=["POST"])
 @login_required
 def unshelve(ref: str):
-    case = _load(ref)
-    return _done(
-        case.ref,
+    return _do(
+        ref,
+        "unshelve",
         _("Case taken off the shelf; its clock runs again."),
-        lambda: services.unshelve(case, current_user, request.form.get("note")),
+        lambda case: services.unshelve(case, current_user, request.form.get("note")),
     )
 
 
