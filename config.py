@@ -75,6 +75,8 @@ class Config:
     SMTP_SENDER = os.environ.get("SMTP_SENDER") or "noreply@ksm.local"
 
     PASSWORD_HASH_METHOD = "scrypt"
+    #: reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none)
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
 
     #: composite rate = response·w1 + resolution·w2 + satisfaction·w3 (``RATE_WEIGHTS=0.1,0.5,0.4``)
     RATE_WEIGHTS = _env_weights("RATE_WEIGHTS")

@@ -49,6 +49,12 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_production(app)
     _configure_logging(app)
+    if app.config.get("TRUSTED_PROXIES"):
+        # behind nginx & co.: the client's address (throttling) and scheme come from the proxy's headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from app.extensions import babel, bootstrap, csrf, db, login_manager, migrate
 

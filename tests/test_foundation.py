@@ -104,3 +104,27 @@ def test_static_assets_are_served_locally(client):
     assert "cdn." not in body and "https://" not in body
     for asset in re.findall(r'(?:href|src)="(/[^"]+\.(?:css|js))', body):
         assert client.get(asset).status_code == 200, asset
+
+
+@pytest.mark.own_app
+def test_behind_a_trusted_proxy_the_client_address_comes_from_the_proxy():
+    from flask import request
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://", TRUSTED_PROXIES=1)
+
+    @app.route("/_ip")
+    def _ip():
+        return request.remote_addr
+
+    response = app.test_client().get("/_ip", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.get_data(as_text=True) == "203.0.113.7"
+    plain = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://")
+
+    @plain.route("/_ip")
+    def _ip2():
+        return request.remote_addr
+
+    assert (
+        plain.test_client().get("/_ip", headers={"X-Forwarded-For": "203.0.113.7"}).get_data(as_text=True)
+        != "203.0.113.7"
+    )
