@@ -140,3 +140,27 @@ def test_category_admin_lists_seeded_categories(client, auth, app):
         assert entrapment.default_urgency == "urgent"
         fund = db.session.scalar(select(Category).where(Category.code == "maintenance_fund"))
         assert fund.workflow == "predeliberation"
+
+
+def test_admin_revokes_tokens_in_bulk_and_ignores_garbage_ids(client, auth, app):
+    from app.auth.models import ApiToken
+    from app.auth.services import create_token, user_for_token
+
+    with app.app_context():
+        token, secret = create_token(db.session.scalar(select(User).where(User.username == "firm1")), "erp")
+        db.session.commit()
+        token_id = token.id
+    auth.login("admin")
+    page = "/admin/apitoken/"
+    response = client.post(
+        "/admin/apitoken/action/",
+        data={
+            "csrf_token": csrf_token(client, page),
+            "action": "revoke",
+            "rowid": [str(token_id), "x²", "99999999999"],
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(ApiToken, token_id).revoked_at is not None
+        assert user_for_token(secret) is None

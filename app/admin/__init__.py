@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms.validators import ValidationError
 
@@ -74,6 +75,21 @@ class SecureModelView(SecureMixin, ModelView):
                 flash(_("The database refused the change: %(reason)s", reason=str(exc.orig)), "error")
             return True
         return super().handle_view_exception(exc)
+
+
+def revoke_selected(model, ids) -> int:
+    """Set ``revoked_at`` on the selected rows of ``model`` (tokens, keys) and commit; returns how many."""
+    from app.core.params import parse_id
+    from app.core.timeutil import utcnow
+    from app.extensions import db
+
+    wanted = [i for i in (parse_id(raw) for raw in ids) if i is not None]
+    rows = db.session.scalars(select(model).where(model.id.in_(wanted))).all()
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = row.revoked_at or now
+    db.session.commit()
+    return len(rows)
 
 
 def validate_code(_form, field) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
 
-from app.admin import SecureModelView
+from app.admin import SecureModelView, revoke_selected
 from app.auth import roles, services
 from app.auth.models import ApiToken, User
 from app.core.errors import DomainError
@@ -143,12 +143,7 @@ class TokenView(SecureModelView):
 
     @action("revoke", _l("Revoke"), _l("Revoke the selected tokens? Calls using them will be refused."))
     def action_revoke(self, ids):
-        tokens = db.session.scalars(select(ApiToken).where(ApiToken.id.in_([int(i) for i in ids]))).all()
-        now = utcnow()
-        for token in tokens:
-            token.revoked_at = token.revoked_at or now
-        db.session.commit()
-        flash(_("%(count)d tokens revoked.", count=len(tokens)), "success")
+        flash(_("%(count)d tokens revoked.", count=revoke_selected(ApiToken, ids)), "success")
 
 
 def register(admin) -> None:

@@ -7,11 +7,9 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from wtforms.validators import DataRequired, Length
 
-from app.admin import SecureModelView
-from app.core.timeutil import utcnow
+from app.admin import SecureModelView, revoke_selected
 from app.extensions import db
 from app.open311.models import Open311Key
 from app.open311.services import issue_key
@@ -66,12 +64,7 @@ class Open311KeyView(SecureModelView):
 
     @action("revoke", _l("Revoke"), _l("Revoke the selected keys? Clients using them will be refused."))
     def action_revoke(self, ids):
-        keys = db.session.scalars(select(Open311Key).where(Open311Key.id.in_([int(i) for i in ids]))).all()
-        now = utcnow()
-        for key in keys:
-            key.revoked_at = key.revoked_at or now
-        db.session.commit()
-        flash(_("%(count)d keys revoked.", count=len(keys)), "success")
+        flash(_("%(count)d keys revoked.", count=revoke_selected(Open311Key, ids)), "success")
 
 
 def register(admin) -> None:
