@@ -161,6 +161,7 @@ def _import_models() -> None:
     import app.notify.models  # noqa: F401
     import app.open311.models  # noqa: F401
     import app.org.models  # noqa: F401
+    import app.reports.models  # noqa: F401
     import app.sla.models  # noqa: F401
 
 

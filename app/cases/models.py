@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime
 from app.extensions import db
+from app.reports.models import SliceColumns
 from workflows import OPEN_STATES
 
 URGENCY_NORMAL = "normal"
@@ -119,6 +120,28 @@ class Case(db.Model):
             sqlite_where=text("escalation_level > 0"),
         ),
         Index("ix_case_shelved", "street_id", postgresql_where=text("shelved"), sqlite_where=text("shelved")),
+        Index(
+            "ix_case_street_level",
+            "street_id",
+            "escalation_level",
+            postgresql_where=text("escalation_level > 0"),
+            sqlite_where=text("escalation_level > 0"),
+        ),
+        # the overdue board's "stuck" cases: open, nothing happened since
+        Index(
+            "ix_case_street_open_updated",
+            "street_id",
+            "updated_at",
+            postgresql_where=text("state <> 'closed'"),
+            sqlite_where=text("state <> 'closed'"),
+        ),
+        Index(
+            "ix_case_community_open_updated",
+            "community_id",
+            "updated_at",
+            postgresql_where=text("state <> 'closed'"),
+            sqlite_where=text("state <> 'closed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -273,13 +296,22 @@ def _events_are_never_deleted(_mapper, _connection, target):
     raise RuntimeError("case events are never deleted")
 
 
-class FollowUp(db.Model):
-    """A resident's sign-off answers (回访): the raw data of the three rates."""
+class FollowUp(SliceColumns, db.Model):
+    """A resident's sign-off answers (回访): the raw data of the three rates.
+
+    The slice columns are those of the case when the answer was given, with ``firm_id`` set only when the
+    property firm completed the work being judged (see :mod:`app.reports.facts`). A supervisor may mark a
+    follow-up invalid (e.g. the resident could not be reached) with a reason; it then counts in no rate.
+    """
 
     __tablename__ = "follow_up"
     __table_args__ = (
         CheckConstraint("satisfaction IN ('satisfied', 'basic', 'unsatisfied')", name="satisfaction_known"),
         Index("ix_follow_up_created", "created_at"),
+        *(
+            Index(f"ix_follow_up_{column}_created", column, "created_at")
+            for column in ("street_id", "community_id", "grid_id", "firm_id", "branch_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,6 +325,11 @@ class FollowUp(db.Model):
     channel: Mapped[str] = mapped_column(String(16))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     valid: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    #: whose work the resident judged: firm | grid
+    party: Mapped[str | None] = mapped_column(String(16))
+    invalid_reason: Mapped[str | None] = mapped_column(Text)
+    invalidated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

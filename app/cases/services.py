@@ -30,6 +30,7 @@ from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
+from app.reports import facts
 from app.sla import services as sla
 from workflows import OPEN_STATES
 from workflows import definitions as d
@@ -373,6 +374,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
             **({"extra": data.extra} if data.extra else {}),
         },
     )
+    facts.enter_step(case, None, now)
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
@@ -639,6 +641,8 @@ def fire(
         payload = _apply_effects(case, outcome, actor, now)
         payload.update(sla.leaving_step(case, case.state, outcome.dest, now))
         source = case.state
+        was_shelved = case.shelved
+        left_step = facts.before_leaving(case, trigger, source, outcome.dest, now)
         case.state = outcome.dest
         case.state_entered_at = now
         case.updated_at = now
@@ -671,6 +675,11 @@ def fire(
         note=note,
         payload=event_payload or None,
     )
+    facts.on_transition(case, source, trigger, now)
+    if was_shelved and not case.shelved:
+        facts.end_shelving(case, now)
+    if trigger == "signoff" and outcome.dest != "closed":
+        facts.mark_sent_back(left_step)
     if trigger == "signoff":
         db.session.add(
             FollowUp(
@@ -684,6 +693,7 @@ def fire(
                 recorded_by_id=getattr(actor, "id", None),
                 valid=True,
                 created_at=now,
+                **facts.follow_up_slice(case),
             )
         )
     for filename, data in photos:
@@ -888,10 +898,19 @@ def reassign(
         raise ValidationError(_("Choose a new grid worker, firm or compound."), field="grid_worker")
     case.updated_at = now
     event = record_event(case, actor, "reassign", now=now, note=note, payload=changes)
+    routed = False
     if case.state == "registered" and case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
+        routed = True
     sla.on_reassigned(case, event, now)
+    party = facts.PARTY_OF_STATE.get(case.state)
+    if not routed and (
+        "compound" in changes
+        or ("grid_worker" in changes and party == "grid")
+        or ("firm" in changes and party == "firm")
+    ):
+        facts.on_handler_changed(case, now)
     return event
 
 

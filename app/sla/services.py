@@ -25,11 +25,13 @@ from app.auth.permissions import in_scope
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR
 from app.cases.models import Case, CaseEvent
+from app.reports.models import ActionFact
 from app.core.bulk import insert_rows
 from app.core.errors import Conflict, PermissionDenied, ValidationError
 from app.core.timeutil import app_tz, to_local, utcnow
 from app.extensions import db
 from app.notify import services as notify
+from app.reports import facts
 from app.sla.calendar import DEFAULT_PERIODS, CalendarError, Limit, WorkCalendar, parse_periods
 from app.sla.models import WHOLE_CASE, BusinessHours, CalendarYear, ExtensionRequest, HolidayOverride, TimeLimitPolicy
 from workflows import definitions as d
@@ -359,6 +361,7 @@ def urge(case: Case, actor, note: str, *, now: datetime | None = None) -> CaseEv
     if case.state == "closed":
         raise Conflict(_("Case %(ref)s is closed.", ref=case.ref))
     event = _record(case, actor, "urge", now, note=note[:2000])
+    facts.record_action(case, "urge", now, actor_id=actor.id)
     ref, who = case.ref, actor.display_name
 
     def render():
@@ -385,6 +388,8 @@ def shelve(case: Case, actor, reason: str, review_at: datetime, *, now: datetime
     case.shelve_reason, case.shelve_review_notified = reason[:2000], False
     pause(case, now)
     _refresh_next_check(case)
+    facts.record_action(case, "shelve", now, actor_id=actor.id)
+    facts.pause_step(case, now)
     return _record(case, actor, "shelve", now, note=reason, payload={"review_at": review_at.isoformat()})
 
 
@@ -394,7 +399,9 @@ def _unshelve(case: Case, actor, now: datetime, note: str | None = None) -> Case
     case.shelve_review_notified = False
     if case.state != "on_hold":
         resume(case, now)
+        facts.resume_step(case, now)
     _refresh_next_check(case)
+    facts.end_shelving(case, now)
     return _record(case, actor, "unshelve", now, note=note)
 
 
@@ -592,10 +599,12 @@ SWEEP_COLUMNS = (
     Case.shelve_review_notified,
     Case.community_id,
     Case.street_id,
+    Case.compound_id,
     Case.grid_id,
     Case.firm_id,
     Case.branch_id,
     Case.assigned_grid_worker_id,
+    Case.channel,
 )
 
 
@@ -745,7 +754,7 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
         return result
     recipients = _Recipients(rows)
     bulk = notify.Bulk()
-    events, updates, to_auto_close = [], [], []
+    events, updates, to_auto_close, cards, raised = [], [], [], [], {}
     for row in rows:
         level, overdue, reviewed = row.escalation_level, row.case_overdue, row.shelve_review_notified
         running = row.paused_at is None and row.state != "closed"
@@ -756,6 +765,9 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             for target, at in ((1, row.warn_at), (2, row.due_at), (3, row.red_at)):
                 if level < target and at is not None and at <= now:
                     level = target
+                    raised[row.id] = target
+                    if target >= 2:
+                        cards.append(facts.card_rows(row, target, now))
                     events.append(
                         _system_event(
                             row,
@@ -826,6 +838,8 @@ def sweep_batch(now: datetime | None = None, limit: int = 1000) -> SweepResult:
         )
     _write_levels(updates)
     insert_rows(CaseEvent, events)
+    insert_rows(ActionFact, cards)
+    facts.raise_step_levels(raised)
     result.notifications = bulk.flush(now)
     if to_auto_close:
         from app.cases.services import fire
