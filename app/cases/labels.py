@@ -33,6 +33,8 @@ EVENT_KIND_LABELS = {
     "unshelve": _l("Unshelved"),
     "link": _l("Linked"),
     "shelve_review": _l("Shelf review due"),
+    "follow_up_invalid": _l("Follow-up marked invalid"),
+    "follow_up_valid": _l("Follow-up marked valid again"),
 }
 
 
@@ -108,7 +110,7 @@ PAYLOAD_LABELS = {
     "proposed_due_at": _l("Proposed deadline"),
     "approved": _l("Decision"),
 }
-HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra", "card", "request_id"}
+HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra", "card", "request_id", "follow_up_id"}
 TIME_KEYS = {"step_due_at", "threshold_at", "due_at", "resolve_by", "review_at", "current_due_at", "proposed_due_at"}
 LEVEL_LABELS = {1: _l("Warning: near the deadline"), 2: _l("Yellow card: overdue"), 3: _l("Red card: long overdue")}
 

@@ -897,20 +897,24 @@ def reassign(
     if not changes:
         raise ValidationError(_("Choose a new grid worker, firm or compound."), field="grid_worker")
     case.updated_at = now
-    event = record_event(case, actor, "reassign", now=now, note=note, payload=changes)
-    routed = False
-    if case.state == "registered" and case.assigned_grid_worker_id is not None:
-        case.needs_routing = False
-        fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
-        routed = True
-    sla.on_reassigned(case, event, now)
     party = facts.PARTY_OF_STATE.get(case.state)
-    if not routed and (
+    routing = case.state == "registered" and case.assigned_grid_worker_id is not None
+    handler_changed = not routing and (
         "compound" in changes
         or ("grid_worker" in changes and party == "grid")
         or ("firm" in changes and party == "firm")
-    ):
-        facts.on_handler_changed(case, now)
+    )
+    payload = dict(changes)
+    if handler_changed:  # the old handler's step ends here: was it on time?
+        payload.update(sla.leaving_step(case, case.state, case.state, now))
+    event = record_event(case, actor, "reassign", now=now, note=note, payload=payload)
+    if routing:
+        case.needs_routing = False
+        fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
+    paused_since = facts.leave_for_reassignment(case, now) if handler_changed else None
+    sla.on_reassigned(case, event, now)
+    if handler_changed:
+        facts.enter_after_reassignment(case, now, paused_since)
     return event
 
 

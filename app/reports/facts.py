@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from app.cases.models import Case, FollowUp
+from app.cases.models import Case
 from app.extensions import db
 from app.reports.models import ActionFact, StepFact
 
@@ -98,7 +98,7 @@ def slice_of(case: Case, party: str) -> dict[str, Any]:
         "grid_id": case.grid_id,
         "grid_worker_id": case.assigned_grid_worker_id,
         "firm_id": case.firm_id if firm_answers_for(case, party) else None,
-        "branch_id": case.branch_id if party == "branch" else None,
+        "branch_id": case.branch_id,
         "category_id": case.category_id,
         "urgency": case.urgency,
         "intake_channel": case.channel,
@@ -217,14 +217,21 @@ def on_transition(case: Case, source: str, trigger: str, now: datetime) -> None:
         enter_step(case, trigger, now)
 
 
-def on_handler_changed(case: Case, now: datetime) -> None:
-    """A reassignment changed who handles the current step: the old party's step ends here, a new one
-    starts with the new party (each party is judged on its own part)."""
+def leave_for_reassignment(case: Case, now: datetime) -> datetime | None:
+    """A reassignment is about to change who handles the current step: the old party's step ends here,
+    judged against the deadline it had. Returns when its clock had stopped (None: running)."""
     if case.state == "closed":
-        return
+        return None
     old = open_step_of(case)
     paused_since = old.paused_since if old is not None else None
     leave_step(case, "reassign", now)
+    return paused_since
+
+
+def enter_after_reassignment(case: Case, now: datetime, paused_since: datetime | None) -> None:
+    """The new party's step starts (after its timers were set), paused if the old one was."""
+    if case.state == "closed":
+        return
     new = enter_step(case, "reassign", now)
     if paused_since is not None:
         new.paused_since = now
@@ -289,7 +296,7 @@ def card_rows(row, level: int, now: datetime) -> dict[str, Any]:
         "grid_id": row.grid_id,
         "grid_worker_id": row.assigned_grid_worker_id,
         "firm_id": row.firm_id if party == "firm" else None,
-        "branch_id": row.branch_id if party == "branch" else None,
+        "branch_id": row.branch_id,
         "category_id": row.category_id,
         "urgency": row.urgency,
         "intake_channel": row.channel,

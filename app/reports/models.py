@@ -8,9 +8,9 @@
 - :class:`ActionFact` — one row per yellow/red card, urge and shelving, with the party it was against.
 - follow-ups (:class:`app.cases.models.FollowUp`) carry the same slice columns.
 
-The slice columns (``street_id`` … ``branch_id``) hold the responsible party at the time: ``firm_id`` is
-set only on facts the property firm answers for (its own steps, the sign-off of work it completed, cards
-against it), so a firm is judged on its own steps even if the case later moves to another firm.
+The slice columns (``street_id`` … ``branch_id``) describe the case at the time; ``firm_id`` is set only
+on facts the property firm answers for (its own steps, the sign-off of work it completed, cards against
+it), so a firm is judged on its own steps even if the case later moves to another firm.
 """
 
 from __future__ import annotations

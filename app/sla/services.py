@@ -25,13 +25,13 @@ from app.auth.permissions import in_scope
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR
 from app.cases.models import Case, CaseEvent
-from app.reports.models import ActionFact
 from app.core.bulk import insert_rows
 from app.core.errors import Conflict, PermissionDenied, ValidationError
 from app.core.timeutil import app_tz, to_local, utcnow
 from app.extensions import db
 from app.notify import services as notify
 from app.reports import facts
+from app.reports.models import ActionFact
 from app.sla.calendar import DEFAULT_PERIODS, CalendarError, Limit, WorkCalendar, parse_periods
 from app.sla.models import WHOLE_CASE, BusinessHours, CalendarYear, ExtensionRequest, HolidayOverride, TimeLimitPolicy
 from workflows import definitions as d
@@ -228,6 +228,8 @@ def leaving_step(case: Case, source: str, dest: str, now: datetime) -> dict:
     if case.due_at is not None and case.paused_at is None:
         facts["step_due_at"] = case.due_at.isoformat()
         facts["on_time"] = now <= case.due_at
+    elif case.paused_at is not None and case.paused_step_minutes is not None:
+        facts["on_time"] = case.paused_step_minutes >= 0  # stopped (shelved) with time left, or already late
     if case.shelved and dest != source:
         facts["unshelved"] = True
     if dest == "closed" and case.resolve_by is not None:

@@ -383,6 +383,7 @@ def _replay(case, events, steps, actions, minutes):
     on_site = False
     dispatched = False
     current = None
+    state_now = None
     since_reopen = 0.0
 
     def slice_for(party):
@@ -391,7 +392,7 @@ def _replay(case, events, steps, actions, minutes):
             "street_id": case["street_id"], "community_id": case["community_id"],
             "compound_id": case["compound_id"], "grid_id": case["grid_id"], "grid_worker_id": worker,
             "firm_id": firm if firm_answers else None,
-            "branch_id": case["branch_id"] if party == "branch" else None,
+            "branch_id": case["branch_id"],
             "category_id": case["category_id"], "urgency": case["urgency"], "intake_channel": case["channel"],
         }
 
@@ -437,9 +438,11 @@ def _replay(case, events, steps, actions, minutes):
         p = _payload(e["payload"])
         kind = e["kind"]
         if kind == "created":
+            state_now = "registered"
             current = open_step("registered", at, None, p)
         elif kind == "transition":
             src, dest, trig = e["from_state"], e["to_state"], e["trigger"]
+            state_now = dest
             if trig == "resolve_on_site":
                 on_site = True
             if trig in ("dispatch_to_firm", "branch_approve"):
@@ -469,7 +472,9 @@ def _replay(case, events, steps, actions, minutes):
                 "compound" in p or ("grid_worker" in p and party == "grid") or ("firm" in p and party == "firm")
             ):
                 state = current["state"]
-                close_step(current, at, "reassign", {})
+                if "on_time" not in p and current["max_level"] >= 2:
+                    p["on_time"] = False  # recorded before 0006: a card during the step proves it late
+                close_step(current, at, "reassign", p)
                 current = open_step(state, at, "reassign", {})
         elif kind == "escalation" and p.get("level"):
             level = int(p["level"])
@@ -483,7 +488,7 @@ def _replay(case, events, steps, actions, minutes):
                     "due_at": _instant(p.get("due_at")), "ended_at": None, **slice_for(party),
                 })
         elif kind in ("urge", "shelve"):
-            state = current["state"] if current else None
+            state = state_now
             party = PARTY.get(state or "", "system")
             actions.append({
                 "case_id": case["id"], "kind": kind, "at": at, "state": state, "party": party,
