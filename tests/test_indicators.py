@@ -70,7 +70,14 @@ def test_three_rates_and_composite_over_valid_follow_ups_only(ctx):
         refs.append(ref)
     make_case("awaiting_signoff", now=NOV10)  # a case with no follow-up counts in no rate
     row = total()
-    assert (row.follow_ups, row.contacted, row.resolved, row.satisfied, row.basic, row.unsatisfied) == (4, 3, 3, 1, 2, 1)
+    assert (row.follow_ups, row.contacted, row.resolved, row.satisfied, row.basic, row.unsatisfied) == (
+        4,
+        3,
+        3,
+        1,
+        2,
+        1,
+    )
     assert row.response_rate == 0.75 and row.resolution_rate == 0.75
     assert row.satisfaction_rate == pytest.approx((1 + 0.9 * 2) / 4)  # 0.7
     assert row.figure("composite") == pytest.approx(0.1 * 0.75 + 0.5 * 0.75 + 0.4 * 0.7)
@@ -232,9 +239,7 @@ def test_yellow_and_red_cards_against_the_firm_and_urges(ctx):
     # the grid worker's late acceptance elsewhere got its own cards, not the firm's
     assert by_code(compute(user("admin"), NOV, "community"))["C02"].yellow_cards == 1
     # the firm's open step remembers the highest level reached
-    step = db.session.scalar(
-        select(StepFact).where(StepFact.case_id == load(ref).id, StepFact.left_at.is_(None))
-    )
+    step = db.session.scalar(select(StepFact).where(StepFact.case_id == load(ref).id, StepFact.left_at.is_(None)))
     assert step.max_level == 3
     assert load(other).escalation_level == 3
 
@@ -273,7 +278,12 @@ def test_volume_by_category_channel_and_urgency(ctx):
 
 @pytest.mark.parametrize(
     "text, label, days",
-    [("2026-11", "2026-11", 30), ("2026-Q4", "2026-Q4", 92), ("2026", "2026", 365), ("2026-11-01..2026-11-15", None, 15)],
+    [
+        ("2026-11", "2026-11", 30),
+        ("2026-Q4", "2026-Q4", 92),
+        ("2026", "2026", 365),
+        ("2026-11-01..2026-11-15", None, 15),
+    ],
 )
 def test_periods(ctx, text, label, days):
     period = parse_period(text)

@@ -19,9 +19,29 @@ from tests.factories import load, make_case, user
 MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0006_report_facts.py"
 TZ = app_tz()
 STEP_FIELDS = (
-    "case_id", "state", "party", "entered_at", "entered_trigger", "left_at", "left_trigger", "kind", "timed",
-    "on_time", "max_level", "working_minutes", "paused_minutes", "firm_id", "grid_worker_id", "resolution",
-    "handling_minutes", "case_on_time", "sent_back", "street_id", "community_id", "category_id", "intake_channel",
+    "case_id",
+    "state",
+    "party",
+    "entered_at",
+    "entered_trigger",
+    "left_at",
+    "left_trigger",
+    "kind",
+    "timed",
+    "on_time",
+    "max_level",
+    "working_minutes",
+    "paused_minutes",
+    "firm_id",
+    "grid_worker_id",
+    "resolution",
+    "handling_minutes",
+    "case_on_time",
+    "sent_back",
+    "street_id",
+    "community_id",
+    "category_id",
+    "intake_channel",
 )
 ACTION_FIELDS = ("case_id", "kind", "at", "state", "party", "firm_id", "ended_at", "actor_id")
 FOLLOW_UP_FIELDS = ("id", "street_id", "community_id", "grid_id", "firm_id", "party", "category_id", "intake_channel")

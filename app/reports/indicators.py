@@ -218,8 +218,6 @@ def get_slice(name: str | None) -> Slice:
     return found
 
 
-
-
 def value_names(slice_: Slice, values: Iterable) -> dict[Any, tuple[str | None, str]]:
     """``value → (code, display name)`` for the group values of a slice."""
     values = [v for v in values if v is not None]
