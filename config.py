@@ -23,6 +23,17 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _env_numbers(name: str, keys: tuple[str, ...]) -> dict[str, float] | None:
+    """Comma-separated non-negative numbers for ``keys`` (e.g. ``RATING_BANDS=90,75,60``), or None."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    parts = [float(p) for p in value.split(",")]
+    if len(parts) != len(keys) or any(p < 0 for p in parts):
+        raise ValueError(f"{name} must be {len(keys)} non-negative numbers ({', '.join(keys)})")
+    return dict(zip(keys, parts, strict=True))
+
+
 def _env_weights(name: str) -> dict[str, float] | None:
     """Three comma-separated weights for response, resolution and satisfaction, or None."""
     value = os.environ.get(name)
@@ -82,6 +93,14 @@ class Config:
     RATE_WEIGHTS = _env_weights("RATE_WEIGHTS")
     #: reporting months end on this day (e.g. 25: 26 Oct – 25 Nov); empty for calendar months
     RATES_CUTOFF_DAY = _env_int("RATES_CUTOFF_DAY", 0) or None
+    #: firm rating: points per component (on-time acceptance, on-time completion, satisfaction, no reopen)
+    RATING_WEIGHTS = _env_numbers("RATING_WEIGHTS", ("acceptance", "completion", "satisfaction", "reopen"))
+    #: points off per yellow and per red card
+    RATING_CARD_POINTS = _env_numbers("RATING_CARD_POINTS", ("yellow", "red"))
+    #: lowest score of grades A, B and C (below C: D)
+    RATING_BANDS = _env_numbers("RATING_BANDS", ("A", "B", "C"))
+    #: the overdue board calls a case stuck after this many working days without any event
+    STUCK_WORKING_DAYS = _env_int("STUCK_WORKING_DAYS", 3)
 
     TESTING = False
     DEBUG = False

@@ -82,11 +82,11 @@ def work_minutes(start: datetime, end: datetime) -> float:
 
 
 def firm_answers_for(case: Case, party: str) -> bool:
-    """Whether the property firm answers for a fact about ``case`` with this responsible ``party``."""
+    """Whether the property firm answers for a fact about ``case`` with this responsible ``party``:
+    its own steps, and the resident's sign-off (and the closure after it) of work the firm completed."""
     if party == "firm":
         return True
-    # the resident's sign-off judges the work of whoever completed it
-    return party == "resident" and not case.resolved_on_site and case.firm_dispatched_at is not None
+    return party in ("resident", "closure") and not case.resolved_on_site and case.firm_dispatched_at is not None
 
 
 def slice_of(case: Case, party: str) -> dict[str, Any]:
@@ -120,10 +120,12 @@ def open_step_of(case: Case) -> StepFact | None:
     return step
 
 
-def enter_step(case: Case, trigger: str | None, now: datetime) -> StepFact:
-    """Open the step of the case's current state (after its timers were set)."""
+def enter_step(case: Case, trigger: str | None, now: datetime, source: str | None = None) -> StepFact:
+    """Open the step of the case's current state (after its timers were set). A closure after the
+    resident's sign-off (or its auto-close) judges whoever completed the work."""
     state = "firm_processing" if case.state == "on_hold" else case.state
     party = PARTY_OF_STATE.get(state, "system")
+    judged = "closure" if state == "closed" and source == "awaiting_signoff" else party
     step = StepFact(
         case_id=case.id,
         state=state,
@@ -134,7 +136,7 @@ def enter_step(case: Case, trigger: str | None, now: datetime) -> StepFact:
         kind=KIND_OF_STATE.get(state),
         max_level=0,
         paused_minutes=0.0,
-        **slice_of(case, party),
+        **slice_of(case, judged),
     )
     if state == "closed":
         step.resolution = case.resolution
@@ -214,7 +216,7 @@ def on_transition(case: Case, source: str, trigger: str, now: datetime) -> None:
     elif (source, case.state) == RESUME:
         resume_step(case, now)
     else:
-        enter_step(case, trigger, now)
+        enter_step(case, trigger, now, source)
 
 
 def leave_for_reassignment(case: Case, now: datetime) -> datetime | None:

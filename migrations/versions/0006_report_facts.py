@@ -387,7 +387,7 @@ def _replay(case, events, steps, actions, minutes):
     since_reopen = 0.0
 
     def slice_for(party):
-        firm_answers = party == "firm" or (party == "resident" and dispatched and not on_site)
+        firm_answers = party == "firm" or (party in ("resident", "closure") and dispatched and not on_site)
         return {
             "street_id": case["street_id"], "community_id": case["community_id"],
             "compound_id": case["compound_id"], "grid_id": case["grid_id"], "grid_worker_id": worker,
@@ -396,15 +396,16 @@ def _replay(case, events, steps, actions, minutes):
             "category_id": case["category_id"], "urgency": case["urgency"], "intake_channel": case["channel"],
         }
 
-    def open_step(state, at, trigger, payload):
+    def open_step(state, at, trigger, payload, source=None):
         nonlocal since_reopen
         party = PARTY.get(state, "system")
+        judged = "closure" if state == "closed" and source == "awaiting_signoff" else party
         row = {
             "case_id": case["id"], "state": state, "party": party, "entered_at": at, "entered_trigger": trigger,
             "due_at": None, "left_at": None, "left_trigger": None, "kind": KIND.get(state), "timed": False,
             "on_time": None, "max_level": 0, "working_minutes": None, "paused_minutes": 0.0, "paused_since": None,
             "resolution": None, "handling_minutes": None, "case_on_time": None, "sent_back": False,
-            **slice_for(party),
+            **slice_for(judged),
         }
         if state == "closed":
             row["resolution"] = payload.get("resolution")
@@ -461,7 +462,7 @@ def _replay(case, events, steps, actions, minutes):
             close_step(current, at, trig, p)
             if trig == "signoff" and dest != "closed" and current is not None:
                 current["sent_back"] = True
-            current = open_step("firm_processing" if dest == "on_hold" else dest, at, trig, p)
+            current = open_step("firm_processing" if dest == "on_hold" else dest, at, trig, p, src)
         elif kind == "reassign":
             if "firm" in p:
                 firm = p["firm"][1]
