@@ -176,6 +176,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.notify.views import bp as notify_bp
     from app.open311.views import bp as open311_bp
     from app.org.cli import bp as org_cli
+    from app.reports.cli import bp as reports_cli
+    from app.reports.views import bp as reports_bp
     from app.sla.cli import bp as sla_cli
     from app.sla.views import bp as sla_bp
 
@@ -192,6 +194,8 @@ def _register_blueprints(app: Flask) -> None:
         org_cli,
         demo_cli,
         sla_cli,
+        reports_bp,
+        reports_cli,
     ):
         app.register_blueprint(blueprint)
     # integrations authenticate with bearer tokens / api keys, not browser sessions

@@ -10,6 +10,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select
@@ -39,6 +40,11 @@ class CaseFilters:
     assigned_to: int | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    escalation_level: int | None = None
+    escalated: bool = False  # a warning or a card
+    firm_id: int | None = None
+    #: a ``select`` of case ids to keep (the cases behind a figure, see app.reports.drill)
+    ids: Any = None
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +73,17 @@ class CaseFilters:
         if routing:
             filters.needs_routing = routing in ("1", "true", "yes", "on")
         filters.overdue = (args.get("overdue") or "").strip().lower() in ("1", "true", "yes", "on")
+        filters.escalated = (args.get("escalated") or "").strip().lower() in ("1", "true", "yes", "on")
+        level = (args.get("escalation_level") or "").strip()
+        if level:
+            filters.escalation_level = parse_id(level) if level != "0" else 0
+            if filters.escalation_level is None or filters.escalation_level > 3:
+                errors["escalation_level"] = _("The escalation level is 0, 1, 2 or 3.")
+        firm = (args.get("firm") or "").strip()
+        if firm:
+            filters.firm_id = parse_id(firm)
+            if filters.firm_id is None:
+                errors["firm"] = _("firm is a number.")
         shelved = (args.get("shelved") or "").strip().lower()
         if shelved:
             filters.shelved = shelved in ("1", "true", "yes", "on")
@@ -129,6 +146,14 @@ def list_cases(user, filters: CaseFilters, cursor: str | None = None, limit: int
         query = query.where(Case.shelved.is_(filters.shelved))
     if filters.assigned_to:
         query = query.where(Case.assigned_grid_worker_id == filters.assigned_to)
+    if filters.escalation_level is not None:
+        query = query.where(Case.escalation_level == filters.escalation_level, Case.state != "closed")
+    if filters.escalated:
+        query = query.where(Case.escalation_level > 0, Case.state != "closed")
+    if filters.firm_id:
+        query = query.where(Case.firm_id == filters.firm_id)
+    if filters.ids is not None:
+        query = query.where(Case.id.in_(filters.ids))
     if filters.created_from:
         query = query.where(Case.created_at >= filters.created_from)
     if filters.created_to:

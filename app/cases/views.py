@@ -28,6 +28,7 @@ from app.core.i18n import is_english
 from app.core.params import parse_id
 from app.extensions import db
 from app.org.models import Building, Community, Compound, PropertyFirm
+from app.reports.followups import can_review
 from app.sla.services import timer_view
 from workflows import STATES, TRIGGERS, WORKFLOWS
 from workflows.diagram import render_svg
@@ -54,10 +55,21 @@ def _load(ref: str) -> Case:
 @bp.route("/cases")
 @login_required
 def index():
+    drill = None
     try:
         filters = queries.CaseFilters.from_args(request.args)
         if request.args.get("mine") and current_user.role == roles.GRID_WORKER:
             filters.assigned_to = current_user.id
+        if request.args.get("assigned_to") and current_user.role in (roles.SUPERVISOR, roles.ADMIN):
+            filters.assigned_to = parse_id(request.args.get("assigned_to"))
+        if request.args.get("figure"):
+            from app.reports import drill as figures
+
+            args = request.args
+            filters.ids, period = figures.case_ids(
+                current_user, args["figure"], args.get("period"), args.get("slice"), args.get("value")
+            )
+            drill = figures.describe(args["figure"], period, args.get("slice"), args.get("value"))
         items, next_cursor = queries.list_cases(current_user, filters, request.args.get("cursor"), limit=25)
     except DomainError as error:
         flash(error.message, "danger")
@@ -73,6 +85,7 @@ def index():
         states=STATES,
         args=args,
         first_page=not request.args.get("cursor"),
+        drill=drill,
     )
 
 
@@ -222,6 +235,7 @@ def render_case(
         note_form=NoteForm(),
         reassign_form=reassign_form if can_reassign else None,
         show_phone=show_phone,
+        can_review_follow_ups=can_review(current_user, case),
         L=L,
         lang=_lang(),
         timer=timer_view(case, current_user),

@@ -17,7 +17,11 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def index():
-    """Everyone starts from the cases in their area."""
+    """Supervisors start from the overdue board, everyone else from the cases in their area."""
+    from app.auth import roles
+
+    if current_user.role == roles.SUPERVISOR:
+        return redirect(url_for("reports.board"))
     return redirect(url_for("cases.index"))
 
 

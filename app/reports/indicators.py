@@ -544,13 +544,14 @@ def compute(
     *,
     only: Any = None,
     now: datetime | None = None,
+    with_backlog: bool = True,
 ) -> Report:
     """Every figure of ``period`` per value of the slice, over the facts ``user`` may see.
 
     ``only`` limits the report to one value of the slice (e.g. one firm). A handful of aggregate queries,
     whatever the number of cases. Raises :class:`ValidationError` for an unknown slice.
     """
-    return compute_series(user, [period], slice_name, only=only, now=now, with_backlog=True)[0]
+    return compute_series(user, [period], slice_name, only=only, now=now, with_backlog=with_backlog)[0]
 
 
 def compute_series(
@@ -724,3 +725,28 @@ def open_at(instant: datetime, now: datetime | None = None):
     if instant >= (now or utcnow()):
         return and_(s.left_at.is_(None), s.state != "closed")
     return and_(s.state != "closed", s.entered_at <= instant, or_(s.left_at.is_(None), s.left_at > instant))
+
+
+STEP_ORDER = ("grid_assigned", "grid_handling", "branch_review", "firm_dispatched", "firm_processing")
+
+
+def on_time_by_step(user, period: Period) -> list[dict[str, Any]]:
+    """The on-time figures (acceptance or completion, as :data:`FIGURES` defines them) per step."""
+    s = StepFact
+    rows = db.session.execute(
+        select(s.state, func.count(), _count_if(s.on_time.is_(True)))
+        .where(
+            scope_clause(user, s),
+            s.kind.is_not(None),
+            s.timed.is_(True),
+            s.left_at >= period.start,
+            s.left_at < period.end,
+        )
+        .group_by(s.state)
+    ).all()
+    found = {state: (int(total), int(on_time)) for state, total, on_time in rows}
+    result = []
+    for state in STEP_ORDER:
+        total, on_time = found.get(state, (0, 0))
+        result.append({"state": state, "steps": total, "on_time": on_time, "rate": _ratio(on_time, total)})
+    return result

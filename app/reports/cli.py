@@ -1,0 +1,97 @@
+"""``flask bulletin`` and ``flask rating compute``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Blueprint
+from flask.cli import AppGroup
+from flask_babel import gettext as _
+
+from app.core.errors import DomainError
+from app.extensions import db
+
+bp = Blueprint("reports_cli", __name__, cli_group=None)
+
+
+@bp.cli.command("bulletin")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The reporting month.")
+@click.option("--scope", default="", metavar="street:CODE|community:CODE", help="Limit to a street or a community.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="FILE.xlsx for the workbook, FILE.csv for the summary table.",
+)
+def bulletin_command(month, scope, out):
+    """Write the monthly bulletin: figures per community and firm, overdue cases, cards, firm ratings."""
+    from app.reports import bulletin
+
+    path = Path(out)
+    if path.suffix.lower() not in (".xlsx", ".csv"):
+        raise click.BadParameter(_("The output file must end in .xlsx or .csv."), param_hint="--out")
+    try:
+        viewer = bulletin.viewer_for_scope(scope)
+        with click.progressbar(length=2, label=_("Computing the figures"), file=click.get_text_stream("stderr")) as bar:
+            data = bulletin.build(viewer, month)
+            bar.update(1)
+            body = bulletin.to_xlsx(data) if path.suffix.lower() == ".xlsx" else bulletin.to_csv(data).encode("utf-8")
+            bar.update(1)
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+    try:
+        path.write_bytes(body)
+    except OSError as error:
+        raise click.ClickException(
+            _("Cannot write %(path)s: %(error)s", path=str(path), error=error.strerror)
+        ) from None
+    click.echo(
+        _(
+            "%(path)s: %(month)s, %(scope)s — %(communities)d communities, %(firms)d firms, %(overdue)d overdue "
+            "cases, %(cards)d cards",
+            path=str(path),
+            month=data.period.label,
+            scope=data.scope,
+            communities=len(data.communities.rows),
+            firms=len(data.firms.rows),
+            overdue=len(data.overdue),
+            cards=len(data.cards),
+        )
+    )
+
+
+rating_group = AppGroup("rating", help="Property-firm credit ratings.")
+
+
+@rating_group.command("compute")
+@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--recompute", is_flag=True, help="Replace a frozen month (needs --reason; logged).")
+@click.option("--reason", default="", help="Why a frozen month is recomputed.")
+def rating_compute(month, recompute, reason):
+    """Rate every property firm for a month that is over, and freeze the result."""
+    from app.reports import rating
+
+    try:
+        ratings, computed = rating.compute_month(month, None, recompute=recompute, reason=reason)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+    if not computed:
+        click.echo(
+            _(
+                "%(month)s was already rated; the frozen rating is shown (use --recompute --reason to replace it).",
+                month=month,
+            )
+        )
+    for entry in sorted(ratings, key=lambda r: (r.score is None, -(r.score or 0))):
+        restricted = (
+            _("restricted until %(day)s", day=entry.restricted_until.isoformat()) if entry.restricted_until else ""
+        )
+        score = f"{entry.score:.1f}" if entry.score is not None else "—"
+        click.echo(f"{entry.firm.code}\t{entry.firm.name}\t{score}\t{entry.grade or _('not rated')}\t{restricted}")
+
+
+bp.cli.add_command(rating_group)
