@@ -156,3 +156,14 @@ def test_grade_bands_are_configurable(app, november):
         assert (firms["F01"].grade, firms["F02"].grade) == ("A", "B")
     finally:
         app.config["RATING_BANDS"] = None
+
+
+def test_the_scheduler_job_rates_the_last_closed_month(app, ctx):
+    from app.sla.scheduler import rate_closed_month
+
+    rate_closed_month(app)
+    month = rating.previous_complete_month()
+    rated = db.session.scalars(select(FirmRating).where(FirmRating.month == month)).all()
+    assert {r.firm_id for r in rated} == set(db.session.scalars(select(PropertyFirm.id)))
+    rate_closed_month(app)  # the next day: nothing changes
+    assert len(db.session.scalars(select(ReportLog).where(ReportLog.month == month)).all()) == 1

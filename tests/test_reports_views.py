@@ -267,3 +267,41 @@ def test_marking_a_follow_up_invalid_from_the_case_page(client, auth, ctx):
     assert f"/follow-ups/{follow_up.id}/validity" not in client.get(f"/cases/{ref}").get_data(as_text=True)
     response = auth.post(f"/follow-ups/{follow_up.id}/validity", {"valid": "1", "reason": "x", "ref": ref})
     assert response.status_code == 403
+
+
+def _token(username):
+    from app.auth.services import create_token
+
+    _row, secret = create_token(user(username), "reports")
+    db.session.commit()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_api_indicators_and_ratings(client, ctx):
+    _month_with_answers()
+    headers = _token("street1")
+    body = client.get("/api/v1/indicators?period=2026-11&group=firm", headers=headers).get_json()
+    assert body["group"] == "firm" and body["period"]["kind"] == "month"
+    firms = {row["code"]: row for row in body["rows"]}
+    assert firms["F01"]["satisfaction_rate"] == 1.0 and firms["F02"]["satisfaction_rate"] == 0.0
+    assert firms["F01"]["follow_ups"] == 2 and body["total"]["follow_ups"] == 3
+    assert "满意" in body["definitions"]["satisfaction_rate"]["how"]
+    quarter = client.get("/api/v1/indicators?period=2026-Q4&group=category", headers=headers).get_json()
+    assert quarter["period"]["kind"] == "quarter" and quarter["total"]["follow_ups"] == 3
+    bad = client.get("/api/v1/indicators?period=2026-13", headers=headers)
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "validation_error"
+    assert client.get("/api/v1/indicators?group=planet", headers=headers).status_code == 422
+    # the old rates endpoint keeps its shape and agrees
+    rates = client.get("/api/v1/rates?period=2026-11&group_by=firm", headers=headers).get_json()
+    assert {r["code"]: r["satisfaction_rate"] for r in rates["rows"]} == {"F01": 1.0, "F02": 0.0}
+
+    ratings = client.get("/api/v1/ratings?month=2026-11", headers=headers).get_json()
+    assert ratings["frozen"] is False and [r["code"] for r in ratings["items"]] == ["F01", "F02"]
+    first = ratings["items"][0]
+    assert set(first) >= {"code", "name", "score", "grade", "components", "adjustments", "restricted_until"}
+    own = client.get("/api/v1/ratings?month=2026-11", headers=_token("firm2")).get_json()
+    assert [r["code"] for r in own["items"]] == ["F02"]
+    assert client.get("/api/v1/ratings", headers=_token("clerk1")).status_code == 403
+    assert client.get("/api/v1/ratings?month=nov", headers=headers).status_code == 422
+    scoped = client.get("/api/v1/indicators?period=2026-11", headers=_token("supervisor2")).get_json()
+    assert scoped["total"]["follow_ups"] == 0  # another community's supervisor sees none of these

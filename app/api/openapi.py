@@ -15,6 +15,7 @@ from app.cases import attachments
 from app.cases.models import CHANNELS, URGENCIES
 from app.cases.queries import MAX_PAGE
 from app.cases.services import MAX_DESCRIPTION, MAX_NOTE
+from app.reports.indicators import FIGURES, SLICES
 from app.reports.rates import GROUPS
 from workflows import definitions as d
 
@@ -54,6 +55,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
+NUMBER = {"type": "number"}
 INSTANT = {"type": "string", "format": "date-time"}
 ID_OR_CODE = {"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_ID}, {"type": "string", "maxLength": 100}]}
 
@@ -333,6 +335,54 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "RateRow": rate_row,
+        "IndicatorRow": _object(
+            {
+                "key": {"type": ["integer", "string", "null"]},
+                "code": _nullable(STRING),
+                "name": _nullable(STRING),
+                **{name: _nullable(NUMBER) for name in FIGURES},
+                "counts": {"type": "object", "additionalProperties": NUMBER},
+            }
+        ),
+        "Indicators": _object(
+            {
+                "period": _object(
+                    {
+                        "label": STRING,
+                        "kind": {"type": "string", "enum": ["month", "quarter", "year", "range"]},
+                        "start": INSTANT,
+                        "end": INSTANT,
+                    }
+                ),
+                "group": {"type": "string", "enum": list(SLICES)},
+                "as_of": INSTANT,
+                "weights": {"type": "object", "additionalProperties": NUMBER},
+                "definitions": {
+                    "type": "object",
+                    "additionalProperties": _object({"label": STRING, "how": STRING, "percent": BOOLEAN}),
+                },
+                "rows": {"type": "array", "items": _ref("IndicatorRow")},
+                "total": _ref("IndicatorRow"),
+            }
+        ),
+        "Rating": _object(
+            {
+                "code": STRING,
+                "name": STRING,
+                "score": _nullable(NUMBER),
+                "base_score": _nullable(NUMBER),
+                "grade": {"type": ["string", "null"], "enum": ["A", "B", "C", "D", None]},
+                "priority": BOOLEAN,
+                "restricted": BOOLEAN,
+                "restricted_until": _nullable({"type": "string", "format": "date"}),
+                "components": {"type": "object"},
+                "adjustments": {
+                    "type": "array",
+                    "items": _object({"points": NUMBER, "reason": STRING, "by": STRING, "at": INSTANT}),
+                },
+            }
+        ),
+        "Ratings": _object({"month": STRING, "frozen": BOOLEAN, "items": {"type": "array", "items": _ref("Rating")}}),
         "Rates": _object(
             {
                 "period": _object({"label": STRING, "start": INSTANT, "end": INSTANT}),
@@ -679,6 +729,46 @@ def _paths() -> dict[str, Any]:
                     _query("group_by", {"type": "string", "enum": list(GROUPS), "default": "community"}, "Grouping."),
                 ],
                 "responses": _responses(_ok("Rates"), "422"),
+            }
+        },
+        "/indicators": {
+            "get": {
+                "operationId": "getIndicators",
+                "tags": ["reports"],
+                "summary": "Every figure of a period per slice, in your area",
+                "description": "Response, resolution, satisfaction and composite rates; on-time acceptance and "
+                "completion; average and 90th-percentile handling time in working hours; resident send-back and "
+                "supervisor reopen rates; yellow/red cards and urges; new, closed and auto-closed cases; backlog "
+                "at the end of the period. Each figure is attributed to the party responsible when it happened "
+                "(a firm is judged on its own steps). `definitions` says how each is computed.",
+                "parameters": [
+                    _query(
+                        "period",
+                        {"type": "string", "maxLength": 40},
+                        "2026-11 (reporting month), 2026-Q4, 2026, or 2026-11-01..2026-11-15; default this month.",
+                    ),
+                    _query("group", {"type": "string", "enum": list(SLICES), "default": "community"}, "Slice."),
+                ],
+                "responses": _responses(_ok("Indicators"), "422"),
+            }
+        },
+        "/ratings": {
+            "get": {
+                "operationId": "getRatings",
+                "tags": ["reports"],
+                "summary": "Property-firm credit ratings of a month",
+                "description": "One entry per firm you may see (supervisors and administrators: all; property "
+                "managers: their own), best first. A rated month is frozen; a month not rated yet is shown as it "
+                "would be rated now (`frozen: false`). Grades A ≥ 90, B ≥ 75, C ≥ 60, D below (configurable); "
+                "D is restricted for three years from the rating date.",
+                "parameters": [
+                    _query(
+                        "month",
+                        {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                        "Month, e.g. 2026-11 (default: the last month that is over).",
+                    )
+                ],
+                "responses": _responses(_ok("Ratings"), "403", "422"),
             }
         },
     }

@@ -411,3 +411,50 @@ def rates(user):
             "total": report.total.as_dict(report.weights),
         }
     )
+
+
+@api_view("/indicators")
+def indicators_view(user):
+    """Every figure of a period per slice (DESIGN §5), over what the token's owner may see."""
+    from app.reports import indicators
+
+    period = indicators.parse_period(request.args.get("period"))
+    group = (request.args.get("group") or request.args.get("group_by") or "community").strip()
+    report = indicators.compute(user, period, group)
+    return json_response(
+        {
+            "period": {
+                "label": period.label,
+                "kind": period.kind,
+                "start": S.instant(period.start),
+                "end": S.instant(period.end),
+            },
+            "group": report.slice.name,
+            "as_of": S.instant(report.as_of),
+            "weights": report.weights,
+            "definitions": {
+                name: {"label": str(f.label), "how": str(f.how), "percent": f.percent}
+                for name, f in indicators.FIGURES.items()
+            },
+            "rows": [row.as_dict(report.weights) for row in report.rows],
+            "total": report.total.as_dict(report.weights),
+        }
+    )
+
+
+@api_view("/ratings")
+def ratings_view(user):
+    """The property-firm credit ratings of a month: frozen when rated, else provisional."""
+    from app.reports import rating
+
+    if not rating.can_view_ratings(user):
+        raise PermissionDenied(_("Only supervisors, administrators and property managers see firm ratings."))
+    month = request.args.get("month") or rating.previous_complete_month()
+    entries, frozen = rating.ratings_for(user, month)
+    return json_response(
+        {
+            "month": rating.indicators.parse_period(month).label,
+            "frozen": frozen,
+            "items": [rating.entry_as_dict(entry) for entry in entries],
+        }
+    )

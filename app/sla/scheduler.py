@@ -1,4 +1,5 @@
-"""The escalation scheduler: APScheduler runs the sweep and the notification delivery every minute.
+"""The escalation scheduler: APScheduler runs the sweep and the notification delivery every minute, and
+rates the property firms once a day for the month that has just closed (a no-op once it is rated).
 
 ``make run`` embeds it in the development server (``SCHEDULER=embedded``); production runs
 ``flask scheduler`` as its own process and keeps web workers free of it (``SCHEDULER=off``), because
@@ -49,6 +50,23 @@ def run_jobs(app) -> None:
             db.session.remove()
 
 
+def rate_closed_month(app) -> None:
+    """Daily: rate the property firms for the reporting month that has just closed (once; frozen after)."""
+    from app.extensions import db
+    from app.reports.rating import previous_complete_month, scheduled_rating
+
+    with app.app_context():
+        try:
+            if scheduled_rating():
+                log.info("firm ratings computed for %s", previous_complete_month())
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - a failing run must not stop the scheduler; tomorrow's retries
+            db.session.rollback()
+            log.exception("monthly firm rating failed")
+        finally:
+            db.session.remove()
+
+
 def _configure(scheduler, app):
     scheduler.add_job(
         run_jobs,
@@ -61,6 +79,18 @@ def _configure(scheduler, app):
         coalesce=True,
         misfire_grace_time=INTERVAL_SECONDS * 5,
         next_run_time=None,
+    )
+    scheduler.add_job(
+        rate_closed_month,
+        "cron",
+        hour=2,
+        minute=15,
+        args=[app],
+        id="ksm-monthly-rating",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=6 * 3600,
     )
     return scheduler
 
