@@ -101,6 +101,9 @@ class Config:
     RATING_BANDS = _env_numbers("RATING_BANDS", ("A", "B", "C"))
     #: the overdue board calls a case stuck after this many working days without any event
     STUCK_WORKING_DAYS = _env_int("STUCK_WORKING_DAYS", 3)
+    #: the running month's rolled-up figures are used while younger than this (the scheduler refreshes
+    #: them every 5 minutes); older, the figures are counted from the facts
+    ROLLUP_MAX_AGE_MINUTES = _env_int("ROLLUP_MAX_AGE_MINUTES", 10)
 
     TESTING = False
     DEBUG = False

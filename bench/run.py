@@ -78,6 +78,11 @@ def main() -> None:
     except ImportError:
         pass
 
+    from bench import bench_reports
+
+    print("supervisors' pages on PostgreSQL …", flush=True)
+    results["reports_pg"] = bench_reports.run(pg)
+
     (RAW / "results.json").write_text(json.dumps(results, indent=2, default=str))
     OUT.write_text(render(results))
     print(f"wrote {OUT}")
@@ -146,6 +151,8 @@ def render(r: dict) -> str:
         lines.append("| " + label + " | " + _row("**all actions**", data["all"])[2:])
     if "api_pg" in r:
         lines += ["", r["api_pg"]["markdown"]]
+    if "reports_pg" in r:
+        lines += ["", r["reports_pg"]["markdown"]]
     lines.append("")
     return "\n".join(lines)
 

@@ -313,3 +313,80 @@ def test_cut_off_day_moves_the_reporting_month(app, ctx):
 def test_unknown_slice_is_refused(ctx):
     with pytest.raises(ValidationError):
         compute(user("admin"), NOV, "planet")
+
+
+# ------------------------------------------------------------------------------------ the monthly rollup
+
+
+def _all_slices(period, username="admin", **kwargs):
+    from app.reports.indicators import SLICES
+
+    out = {}
+    for name in SLICES:
+        report = compute(user(username), period, name, **kwargs)
+        out[name] = (
+            {row.key: dict(row.counts) for row in report.rows},
+            dict(report.total.counts),
+            report.total.p90_minutes,
+        )
+    return out
+
+
+def test_the_rollup_gives_the_same_figures_as_the_facts(ctx):
+    from app.reports import rollup
+
+    # a spread: sign-offs, a send-back, an auto-close, cards, a reassignment, cases left open
+    test_resident_send_backs_and_supervisor_reopens_are_counted_apart(ctx)
+    late = make_case("firm_processing", now=NOV10)
+    other = make_case("firm_dispatched", now=NOV10, compound="X03")
+    services.reassign(load(other), user("street1"), firm="F01", note="换物业", now=at(11, 9))
+    run_sweep(now=at(16, 9))
+    db.session.commit()
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=TZ)
+    live = {p.label: _all_slices(p, now=now, live=True) for p in (OCT, NOV)}
+    for username in ("supervisor1", "firm1"):
+        live[username] = _all_slices(NOV, username, now=now, live=True)
+    assert live["2026-11"]["community"][1]["volume"] > 0 and load(late).escalation_level >= 2
+
+    for month in ("2026-10", "2026-11"):
+        rollup.refresh(month, now=now)
+    db.session.commit()
+    # a quarter is read from its months once all three are up to date; December is not rolled up yet
+    assert rollup.months_for([NOV, parse_period("2026-Q4")], now) == {0: ["2026-11"]}
+    for label, period in (("2026-10", OCT), ("2026-11", NOV)):
+        assert rollup.months_for([period], now) == {0: [label]}
+        assert _all_slices(period, now=now) == live[label], label
+    for username in ("supervisor1", "firm1"):
+        assert _all_slices(NOV, username, now=now) == live[username], username
+
+
+def test_a_stale_or_dirty_rollup_is_not_used(ctx, app):
+    from app.reports import rollup
+
+    ref = make_case("awaiting_signoff", now=NOV10)
+    signoff(ref, NOV10 + timedelta(hours=1))
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=TZ)
+    rollup.refresh("2026-11", now=now)
+    db.session.commit()
+    assert rollup.months_for([NOV], now) == {0: ["2026-11"]}
+    # a follow-up marked invalid after the refresh: November is counted from the facts again
+    follow_up = db.session.scalar(select(FollowUp).where(FollowUp.case_id == load(ref).id))
+    set_follow_up_validity(follow_up.id, user("street1"), False, "未接通", now=now)
+    db.session.commit()
+    assert rollup.months_for([NOV], now) == {}
+    assert total(NOV, now=now).follow_ups == 0
+    assert "2026-11" in rollup.due_months(now)
+    rollup.refresh("2026-11", now=now)
+    assert rollup.months_for([NOV], now) == {0: ["2026-11"]} and total(NOV, now=now).follow_ups == 0
+    # another cut-off day makes the stored months meaningless
+    app.config["RATES_CUTOFF_DAY"] = 25
+    try:
+        assert rollup.months_for([parse_period("2026-11")], now) == {}
+    finally:
+        app.config["RATES_CUTOFF_DAY"] = None
+    # the running month is used only while freshly refreshed
+    december = month_period(2026, 12)
+    rollup.refresh("2026-12", now=now)
+    assert rollup.months_for([december], now + timedelta(minutes=5)) == {0: ["2026-12"]}
+    assert rollup.months_for([december], now + timedelta(minutes=30)) == {}
+    assert compute(user("admin"), december, "street", now=now + timedelta(minutes=5)).rollup_at == now

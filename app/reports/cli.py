@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -34,7 +35,7 @@ def bulletin_command(month, scope, out):
         raise click.BadParameter(_("The output file must end in .xlsx or .csv."), param_hint="--out")
     try:
         viewer = bulletin.viewer_for_scope(scope)
-        with click.progressbar(length=2, label=_("Computing the figures"), file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=2, label=_("Computing the figures"), file=sys.stderr) as bar:
             data = bulletin.build(viewer, month)
             bar.update(1)
             body = bulletin.to_xlsx(data) if path.suffix.lower() == ".xlsx" else bulletin.to_csv(data).encode("utf-8")
@@ -95,3 +96,40 @@ def rating_compute(month, recompute, reason):
 
 
 bp.cli.add_command(rating_group)
+
+reports_group = AppGroup("reports", help="The figures' monthly rollup.")
+
+
+@reports_group.command("refresh")
+@click.option("--month", "months", multiple=True, metavar="YYYY-MM", help="A month to refresh (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Every month from the first fact to now.")
+def reports_refresh(months, everything):
+    """Rebuild the monthly rollup from the facts (the scheduler does it every five minutes)."""
+    from app.core.timeutil import utcnow
+    from app.reports import indicators, rollup
+
+    now = utcnow()
+    if everything:
+        first = rollup.first_fact_month()
+        labels = []
+        if first is not None:
+            year, month = first
+            last = indicators.month_of(now)
+            while (year, month) <= last:
+                labels.append(f"{year:04d}-{month:02d}")
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    else:
+        labels = list(months) or rollup.due_months(now)
+    written = 0
+    try:
+        with click.progressbar(labels, label=_("Refreshing"), file=sys.stderr) as bar:
+            for label in bar:
+                written += rollup.refresh(label, now)
+                db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+    click.echo(_("%(months)d months refreshed, %(rows)d rows.", months=len(labels), rows=written))
+
+
+bp.cli.add_command(reports_group)

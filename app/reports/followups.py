@@ -13,6 +13,7 @@ from app.cases.models import Case, FollowUp
 from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from app.core.timeutil import utcnow
 from app.extensions import db
+from app.reports import rollup
 from app.reports.models import ReportLog
 
 REVIEW_ROLES = (roles.SUPERVISOR, roles.ADMIN)
@@ -56,6 +57,7 @@ def set_follow_up_validity(
     follow_up.invalid_reason = None if valid else reason
     follow_up.invalidated_by_id = actor.id
     follow_up.invalidated_at = now
+    rollup.mark_dirty(follow_up.created_at)  # the month's rolled-up counts no longer hold
     record_event(
         case,
         actor,

@@ -30,7 +30,7 @@ from app.core.errors import ValidationError
 from app.core.timeutil import app_tz, as_utc, to_local, utcnow
 from app.extensions import db
 from app.org.models import Community, Compound, Grid, PropertyFirm, Street
-from app.reports.models import ActionFact, StepFact
+from app.reports.models import COUNTERS, FLOAT_COUNTERS, TIMED_STEPS, ActionFact, StepFact, fact_rollup
 from workflows.definitions import AUTO_CLOSED
 
 DEFAULT_WEIGHTS = {"response": 0.1, "resolution": 0.5, "satisfaction": 0.4}
@@ -377,35 +377,6 @@ def weights() -> dict[str, float]:
     return {**DEFAULT_WEIGHTS, **(configured or {})}
 
 
-COUNTERS = (
-    "follow_ups",
-    "contacted",
-    "resolved",
-    "satisfied",
-    "basic",
-    "unsatisfied",
-    "invalid_follow_ups",
-    "accept_steps",
-    "accept_on_time",
-    "handle_steps",
-    "handle_on_time",
-    "signoff_steps",
-    "sent_back",
-    "reopens",
-    "volume",
-    "closed",
-    "auto_closed",
-    "handling_count",
-    "handling_minutes_sum",
-    "yellow_cards",
-    "red_cards",
-    "urges",
-    "backlog_open",
-    "backlog_overdue",
-    "backlog_shelved",
-)
-
-
 def _ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -501,6 +472,8 @@ class Report:
     as_of: datetime
     rows: list[Row] = field(default_factory=list)
     total: Row = field(default_factory=lambda: Row(None))
+    #: when the rollup serving a month still running was refreshed (None: counted live, or final)
+    rollup_at: datetime | None = None
 
     def ranked(self, figure: str = "composite") -> list[Row]:
         """Rows ordered by a figure, best first; rows without the figure last."""
@@ -529,194 +502,128 @@ def _p90(values: list[float]) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _volume_condition(slice_: Slice):
-    if slice_.party == "firm":
-        return and_(
-            StepFact.state == "firm_dispatched", StepFact.entered_trigger.in_(("dispatch_to_firm", "branch_approve"))
-        )
-    return StepFact.state == "registered"
+# -------------------------------------------------------------------------------- the counts, once
+#
+# Every figure is a ratio or a sum of the additive counts in ``COUNTERS``. Each count is defined here
+# once, as a per-row expression over one fact table; the live computation sums them per period and
+# slice value, and the monthly rollup (app.reports.rollup) sums the very same expressions per month and
+# combination of slice values.
 
 
-def compute(
-    user,
-    period: Period,
-    slice_name: str | None = "community",
-    *,
-    only: Any = None,
-    now: datetime | None = None,
-    with_backlog: bool = True,
-) -> Report:
-    """Every figure of ``period`` per value of the slice, over the facts ``user`` may see.
-
-    ``only`` limits the report to one value of the slice (e.g. one firm). A handful of aggregate queries,
-    whatever the number of cases. Raises :class:`ValidationError` for an unknown slice.
-    """
-    return compute_series(user, [period], slice_name, only=only, now=now, with_backlog=with_backlog)[0]
+def _flag(condition):
+    return sql_case((condition, 1), else_=0)
 
 
-def compute_series(
-    user,
-    periods: list[Period],
-    slice_name: str | None = "community",
-    *,
-    only: Any = None,
-    now: datetime | None = None,
-    with_backlog: bool = False,
-) -> list[Report]:
-    """:func:`compute` for consecutive periods (e.g. the last 12 months) with the same few queries: each
-    aggregate is grouped by period and slice value. The backlog (an end-of-period figure) only with
-    ``with_backlog`` and one period."""
-    slice_ = get_slice(slice_name)
-    now = now or utcnow()
-    reports = [Report(period=p, slice=slice_, weights=weights(), as_of=p.as_of(now)) for p in periods]
-    first, last = periods[0].start, periods[-1].end
-    rows: dict[tuple[int, Any], Row] = {}
+@dataclass(frozen=True)
+class Source:
+    """One fact table, the time column that places a row in a period, and the counts it gives."""
 
-    def row(bucket, key) -> Row:
-        if (bucket, key) not in rows:
-            rows[(bucket, key)] = Row(key)
-        return rows[(bucket, key)]
+    name: str
+    table: Any  # a mapped class or a Table's columns (``.c``)
+    time: str
+    counts: dict[str, Any]
+    where: tuple = ()
 
-    def bucket_of(column):
-        if len(periods) == 1:
-            return literal(0)
-        return sql_case(*((column < p.end, i) for i, p in enumerate(periods)), else_=len(periods) - 1)
 
-    def where(model, *conditions):
-        clauses = [scope_clause(user, model), *conditions]
-        column = getattr(model, slice_.column)
-        if only is not None:
-            clauses.append(column == only)
-        elif slice_.party:
-            clauses.append(column.is_not(None))
-        return and_(*clauses)
-
-    def grouped(model):
-        return getattr(model, slice_.column)
-
-    def run(model, time_column, measures, conditions, names):
-        bucket = bucket_of(time_column).label("b")
-        g = grouped(model).label("g")
-        query = (
-            select(bucket, g, *measures)
-            .where(where(model, time_column >= first, time_column < last, *conditions))
-            .group_by(bucket, g)
-        )
-        for b, key, *values in db.session.execute(query):
-            counts = row(int(b), key).counts
-            for name, value in zip(names, values, strict=True):
-                counts[name] += float(value or 0) if name == "handling_minutes_sum" else int(value or 0)
-
-    f = FollowUp
+def sources() -> list[Source]:
+    """The fact sources of the period figures (the backlog is an end-of-period figure, see below)."""
+    f, s, a = FollowUp, StepFact, ActionFact
     valid = f.valid.is_(True)
-    run(
-        f,
-        f.created_at,
-        (
-            _count_if(valid),
-            _count_if(and_(valid, f.contacted.is_(True))),
-            _count_if(and_(valid, f.resolved.is_(True))),
-            _count_if(and_(valid, f.satisfaction == "satisfied")),
-            _count_if(and_(valid, f.satisfaction == "basic")),
-            _count_if(and_(valid, f.satisfaction == "unsatisfied")),
-            _count_if(f.valid.is_(False)),
-        ),
-        (),
-        ("follow_ups", "contacted", "resolved", "satisfied", "basic", "unsatisfied", "invalid_follow_ups"),
-    )
-    s = StepFact
-    run(
-        s,
-        s.left_at,
-        (
-            _count_if(and_(s.kind == "accept", s.timed.is_(True))),
-            _count_if(and_(s.kind == "accept", s.timed.is_(True), s.on_time.is_(True))),
-            _count_if(and_(s.kind == "handle", s.timed.is_(True))),
-            _count_if(and_(s.kind == "handle", s.timed.is_(True), s.on_time.is_(True))),
-            _count_if(and_(s.state == "awaiting_signoff", s.left_trigger.in_(("signoff", "auto_close")))),
-            _count_if(and_(s.state == "awaiting_signoff", s.sent_back.is_(True))),
-            _count_if(and_(s.state == "closed", s.left_trigger == "reopen")),
-        ),
-        (),
-        ("accept_steps", "accept_on_time", "handle_steps", "handle_on_time", "signoff_steps", "sent_back", "reopens"),
-    )
+    timed_accept = and_(s.kind == "accept", s.timed.is_(True))
+    timed_handle = and_(s.kind == "handle", s.timed.is_(True))
     is_closed = s.state == "closed"
-    entered_states = ("registered", "closed", "firm_dispatched") if slice_.party == "firm" else ("registered", "closed")
-    run(
-        s,
-        s.entered_at,
-        (
-            _count_if(_volume_condition(slice_)),
-            _count_if(is_closed),
-            _count_if(and_(is_closed, s.resolution == AUTO_CLOSED)),
-            _count_if(and_(is_closed, s.handling_minutes.is_not(None))),
-            func.coalesce(func.sum(sql_case((is_closed, s.handling_minutes), else_=0)), 0),
+    per_step = {}
+    for state in TIMED_STEPS:
+        timed_here = and_(s.state == state, s.kind.is_not(None), s.timed.is_(True))
+        per_step[f"steps_{state}"] = _flag(timed_here)
+        per_step[f"on_time_{state}"] = _flag(and_(timed_here, s.on_time.is_(True)))
+    return [
+        Source(
+            "follow_up",
+            f,
+            "created_at",
+            {
+                "follow_ups": _flag(valid),
+                "contacted": _flag(and_(valid, f.contacted.is_(True))),
+                "resolved": _flag(and_(valid, f.resolved.is_(True))),
+                "satisfied": _flag(and_(valid, f.satisfaction == "satisfied")),
+                "basic": _flag(and_(valid, f.satisfaction == "basic")),
+                "unsatisfied": _flag(and_(valid, f.satisfaction == "unsatisfied")),
+                "invalid_follow_ups": _flag(f.valid.is_(False)),
+            },
         ),
-        (s.state.in_(entered_states),),
-        ("volume", "closed", "auto_closed", "handling_count", "handling_minutes_sum"),
-    )
-    a = ActionFact
-    run(
-        a,
-        a.at,
-        (_count_if(a.kind == "yellow"), _count_if(a.kind == "red"), _count_if(a.kind == "urge")),
-        (a.kind.in_(("yellow", "red", "urge")),),
-        ("yellow_cards", "red_cards", "urges"),
-    )
+        Source(
+            "step_left",
+            s,
+            "left_at",
+            {
+                "accept_steps": _flag(timed_accept),
+                "accept_on_time": _flag(and_(timed_accept, s.on_time.is_(True))),
+                "handle_steps": _flag(timed_handle),
+                "handle_on_time": _flag(and_(timed_handle, s.on_time.is_(True))),
+                "signoff_steps": _flag(
+                    and_(s.state == "awaiting_signoff", s.left_trigger.in_(("signoff", "auto_close")))
+                ),
+                "sent_back": _flag(and_(s.state == "awaiting_signoff", s.sent_back.is_(True))),
+                "reopens": _flag(and_(is_closed, s.left_trigger == "reopen")),
+                **per_step,
+            },
+        ),
+        Source(
+            "step_entered",
+            s,
+            "entered_at",
+            {
+                "volume": _flag(s.state == "registered"),
+                "firm_orders": _flag(
+                    and_(
+                        s.state == "firm_dispatched",
+                        s.entered_trigger.in_(("dispatch_to_firm", "branch_approve")),
+                    )
+                ),
+                "closed": _flag(is_closed),
+                "auto_closed": _flag(and_(is_closed, s.resolution == AUTO_CLOSED)),
+                "handling_count": _flag(and_(is_closed, s.handling_minutes.is_not(None))),
+                "handling_minutes_sum": sql_case((is_closed, func.coalesce(s.handling_minutes, 0.0)), else_=0.0),
+            },
+            (s.state.in_(("registered", "closed", "firm_dispatched")),),
+        ),
+        Source(
+            "action",
+            a,
+            "at",
+            {
+                "yellow_cards": _flag(a.kind == "yellow"),
+                "red_cards": _flag(a.kind == "red"),
+                "urges": _flag(a.kind == "urge"),
+            },
+            (a.kind.in_(("yellow", "red", "urge")),),
+        ),
+    ]
 
-    if with_backlog and len(periods) == 1:
-        as_of = reports[0].as_of
-        overdue = and_(s.due_at.is_not(None), s.due_at < as_of, s.paused_since.is_(None))
-        for key, open_count, late in db.session.execute(
-            select(grouped(s).label("g"), func.count(), _count_if(overdue))
-            .where(where(s, open_at(as_of, now)))
-            .group_by(grouped(s))
-        ):
-            counts = row(0, key).counts
-            counts["backlog_open"] += int(open_count)
-            counts["backlog_overdue"] += int(late)
-        for key, shelved in db.session.execute(
-            select(grouped(a).label("g"), func.count())
-            .where(where(a, a.kind == "shelve", a.at <= as_of, or_(a.ended_at.is_(None), a.ended_at > as_of)))
-            .group_by(grouped(a))
-        ):
-            row(0, key).counts["backlog_shelved"] += int(shelved)
 
-    # 90th percentile of handling time, per period and group, and per period overall
-    handling_rows = and_(is_closed, s.handling_minutes.is_not(None))
-    bucket = bucket_of(s.entered_at).label("b")
-    handling = where(s, handling_rows, s.entered_at >= first, s.entered_at < last)
-    totals_p90: dict[int, float | None] = {}
-    if db.session.get_bind().dialect.name == "postgresql":
-        percentile = func.percentile_cont(0.9).within_group(s.handling_minutes)
-        for b, key, value in db.session.execute(
-            select(bucket, grouped(s).label("g"), percentile).where(handling).group_by(bucket, grouped(s))
-        ):
-            row(int(b), key).p90_minutes = float(value) if value is not None else None
-        for b, value in db.session.execute(select(bucket, percentile).where(handling).group_by(bucket)):
-            totals_p90[int(b)] = float(value) if value is not None else None
-    else:
-        values: dict[tuple[int, Any], list[float]] = {}
-        for b, key, minutes in db.session.execute(
-            select(bucket, grouped(s).label("g"), s.handling_minutes).where(handling)
-        ):
-            values.setdefault((int(b), key), []).append(float(minutes))
-        for (b, key), found in values.items():
-            row(b, key).p90_minutes = _p90(found)
-        for index in range(len(periods)):
-            totals_p90[index] = _p90([v for (b, _k), found in values.items() if b == index for v in found])
-
-    names = value_names(slice_, {key for _b, key in rows})
-    for (b, key), item in rows.items():
-        item.code, item.name = names.get(key, (None, None))
-        if key is None:
-            item.name = _("(not placed)")
-        reports[b].rows.append(item)
-        reports[b].total.add(item)
-    for index, report in enumerate(reports):
-        report.total.p90_minutes = totals_p90.get(index)
-        report.rows.sort(key=lambda r: (r.key is None, r.code or "", str(r.key)))
-    return reports
+def backlog_sources(as_of: datetime, now: datetime | None = None) -> list[Source]:
+    """The end-of-period counts: steps open at ``as_of`` (overdue ones too) and shelvings in force."""
+    s, a = StepFact, ActionFact
+    return [
+        Source(
+            "open_steps",
+            s,
+            "",
+            {
+                "backlog_open": literal(1),
+                "backlog_overdue": _flag(and_(s.due_at.is_not(None), s.due_at < as_of, s.paused_since.is_(None))),
+            },
+            (open_at(as_of, now),),
+        ),
+        Source(
+            "shelvings",
+            a,
+            "",
+            {"backlog_shelved": literal(1)},
+            (a.kind == "shelve", a.at <= as_of, or_(a.ended_at.is_(None), a.ended_at > as_of)),
+        ),
+    ]
 
 
 def open_at(instant: datetime, now: datetime | None = None):
@@ -727,26 +634,198 @@ def open_at(instant: datetime, now: datetime | None = None):
     return and_(s.state != "closed", s.entered_at <= instant, or_(s.left_at.is_(None), s.left_at > instant))
 
 
-STEP_ORDER = ("grid_assigned", "grid_handling", "branch_review", "firm_dispatched", "firm_processing")
+def _sum(expression, name: str):
+    return func.coalesce(func.sum(expression), 0.0 if name in FLOAT_COUNTERS else 0)
+
+
+def _store(counts: dict[str, float], names, values) -> None:
+    for name, value in zip(names, values, strict=True):
+        counts[name] += float(value or 0) if name in FLOAT_COUNTERS else int(value or 0)
+
+
+def compute(
+    user,
+    period: Period,
+    slice_name: str | None = "community",
+    *,
+    only: Any = None,
+    now: datetime | None = None,
+    with_backlog: bool = True,
+    live: bool = False,
+) -> Report:
+    """Every figure of ``period`` per value of the slice, over the facts ``user`` may see.
+
+    ``only`` limits the report to one value of the slice (e.g. one firm). A handful of aggregate queries,
+    whatever the number of cases: over the monthly rollup where it is up to date, else over the facts
+    (``live`` forces the facts). Raises :class:`ValidationError` for an unknown slice.
+    """
+    return compute_series(
+        user, [period], slice_name, only=only, now=now, with_backlog=with_backlog, with_p90=True, live=live
+    )[0]
+
+
+def compute_series(
+    user,
+    periods: list[Period],
+    slice_name: str | None = "community",
+    *,
+    only: Any = None,
+    now: datetime | None = None,
+    with_backlog: bool = False,
+    with_p90: bool = False,
+    live: bool = False,
+) -> list[Report]:
+    """:func:`compute` for several periods (e.g. the last 12 months) with the same few queries: each
+    aggregate is grouped by period and slice value. The backlog (an end-of-period figure) and the 90th
+    percentile only when asked for."""
+    from app.reports import rollup
+
+    slice_ = get_slice(slice_name)
+    now = now or utcnow()
+    reports = [Report(period=p, slice=slice_, weights=weights(), as_of=p.as_of(now)) for p in periods]
+    rows: dict[tuple[int, Any], Row] = {}
+
+    def row(bucket, key) -> Row:
+        if (bucket, key) not in rows:
+            rows[(bucket, key)] = Row(key)
+        return rows[(bucket, key)]
+
+    def scoped(table, *conditions):
+        clauses = [scope_clause(user, table), *conditions]
+        column = getattr(table, slice_.column)
+        if only is not None:
+            clauses.append(column == only)
+        elif slice_.party:
+            clauses.append(column.is_not(None))
+        return and_(*clauses)
+
+    # which periods the rollup answers (whole reporting months, refreshed and not stale)
+    served: dict[int, list[str]] = {} if live else rollup.months_for(periods, now)
+    live_periods = [i for i in range(len(periods)) if i not in served]
+
+    if served:
+        r = fact_rollup.c
+        month_index: dict[str, list[int]] = {}
+        for index, months in served.items():
+            for month in months:
+                month_index.setdefault(month, []).append(index)
+        names = [n for n in COUNTERS if not n.startswith("backlog_")]
+        query = (
+            select(r.month, getattr(r, slice_.column).label("g"), *(_sum(getattr(r, n), n) for n in names))
+            .where(scoped(r, r.month.in_(list(month_index))))
+            .group_by(r.month, getattr(r, slice_.column))
+        )
+        for month, key, *values in db.session.execute(query):
+            for index in month_index[month]:
+                _store(row(index, key).counts, names, values)
+        for index in served:
+            reports[index].rollup_at = rollup.refreshed_at(served[index])
+
+    if live_periods:
+        chosen = [periods[i] for i in live_periods]
+        first, last = min(p.start for p in chosen), max(p.end for p in chosen)
+        for source in sources():
+            table = source.table
+            time_column = getattr(table, source.time)
+            if len(chosen) == 1:
+                bucket = literal(live_periods[0])
+            else:
+                bucket = sql_case(
+                    *((and_(time_column >= periods[i].start, time_column < periods[i].end), i) for i in live_periods),
+                    else_=None,
+                )
+            names = list(source.counts)
+            query = (
+                select(
+                    bucket.label("b"),
+                    getattr(table, slice_.column).label("g"),
+                    *(_sum(source.counts[n], n) for n in names),
+                )
+                .where(scoped(table, time_column >= first, time_column < last, *source.where))
+                .group_by(bucket, getattr(table, slice_.column))
+            )
+            for b, key, *values in db.session.execute(query):
+                if b is not None:
+                    _store(row(int(b), key).counts, names, values)
+
+    if with_backlog and len(periods) == 1:
+        as_of = reports[0].as_of
+        final = served.get(0) and rollup.has_final_backlog(served[0], periods[0], now)
+        if final:
+            r = fact_rollup.c
+            names = ["backlog_open", "backlog_overdue", "backlog_shelved"]
+            for key, *values in db.session.execute(
+                select(getattr(r, slice_.column), *(_sum(getattr(r, n), n) for n in names))
+                .where(scoped(r, r.month.in_(served[0])))
+                .group_by(getattr(r, slice_.column))
+            ):
+                _store(row(0, key).counts, names, values)
+        else:
+            for source in backlog_sources(as_of, now):
+                names = list(source.counts)
+                table = source.table
+                for key, *values in db.session.execute(
+                    select(getattr(table, slice_.column), *(_sum(source.counts[n], n) for n in names))
+                    .where(scoped(table, *source.where))
+                    .group_by(getattr(table, slice_.column))
+                ):
+                    _store(row(0, key).counts, names, values)
+
+    if with_p90:
+        _percentiles(periods, slice_, scoped, row, reports)
+
+    if slice_.party == "firm":  # a firm's new work is what was dispatched to it
+        for item in rows.values():
+            item.counts["volume"] = item.counts["firm_orders"]
+    names = value_names(slice_, {key for _b, key in rows})
+    for (b, key), item in rows.items():
+        item.code, item.name = names.get(key, (None, None))
+        if key is None:
+            item.name = _("(not placed)")
+        reports[b].rows.append(item)
+        reports[b].total.add(item)
+    for report in reports:
+        report.rows.sort(key=lambda r: (r.key is None, r.code or "", str(r.key)))
+    return reports
+
+
+def _percentiles(periods, slice_, scoped, row, reports) -> None:
+    """The 90th percentile of handling time per period and slice value, and per period overall."""
+    s = StepFact
+    first, last = periods[0].start, periods[-1].end
+    if len(periods) == 1:
+        bucket = literal(0)
+    else:
+        bucket = sql_case(*((s.entered_at < p.end, i) for i, p in enumerate(periods)), else_=len(periods) - 1)
+    bucket = bucket.label("b")
+    handling = scoped(
+        s, s.state == "closed", s.handling_minutes.is_not(None), s.entered_at >= first, s.entered_at < last
+    )
+    column = getattr(s, slice_.column)
+    if db.session.get_bind().dialect.name == "postgresql":
+        percentile = func.percentile_cont(0.9).within_group(s.handling_minutes)
+        for b, key, value in db.session.execute(
+            select(bucket, column.label("g"), percentile).where(handling).group_by(bucket, column)
+        ):
+            row(int(b), key).p90_minutes = float(value) if value is not None else None
+        for b, value in db.session.execute(select(bucket, percentile).where(handling).group_by(bucket)):
+            reports[int(b)].total.p90_minutes = float(value) if value is not None else None
+        return
+    values: dict[tuple[int, Any], list[float]] = {}
+    for b, key, minutes in db.session.execute(select(bucket, column.label("g"), s.handling_minutes).where(handling)):
+        values.setdefault((int(b), key), []).append(float(minutes))
+    for (b, key), found in values.items():
+        row(b, key).p90_minutes = _p90(found)
+    for index, report in enumerate(reports):
+        report.total.p90_minutes = _p90([v for (b, _k), found in values.items() if b == index for v in found])
 
 
 def on_time_by_step(user, period: Period) -> list[dict[str, Any]]:
     """The on-time figures (acceptance or completion, as :data:`FIGURES` defines them) per step."""
-    s = StepFact
-    rows = db.session.execute(
-        select(s.state, func.count(), _count_if(s.on_time.is_(True)))
-        .where(
-            scope_clause(user, s),
-            s.kind.is_not(None),
-            s.timed.is_(True),
-            s.left_at >= period.start,
-            s.left_at < period.end,
-        )
-        .group_by(s.state)
-    ).all()
-    found = {state: (int(total), int(on_time)) for state, total, on_time in rows}
+    report = compute_series(user, [period], "street")[0]
     result = []
-    for state in STEP_ORDER:
-        total, on_time = found.get(state, (0, 0))
+    for state in TIMED_STEPS:
+        total = int(report.total.counts[f"steps_{state}"])
+        on_time = int(report.total.counts[f"on_time_{state}"])
         result.append({"state": state, "steps": total, "on_time": on_time, "rate": _ratio(on_time, total)})
     return result

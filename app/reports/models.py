@@ -18,7 +18,21 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime
@@ -60,12 +74,14 @@ class StepFact(SliceColumns, db.Model):
         Index("ix_fact_step_street_state_entered", "street_id", "state", "entered_at"),
         Index("ix_fact_step_community_state_entered", "community_id", "state", "entered_at"),
         Index("ix_fact_step_state_entered", "state", "entered_at"),
-        # the backlog now: open steps only
+        # the backlog now: the steps cases are in (a closed case's last step stays open: not here)
         Index(
             "ix_fact_step_open",
             "street_id",
-            postgresql_where=text("left_at IS NULL"),
-            sqlite_where=text("left_at IS NULL"),
+            "community_id",
+            "due_at",
+            postgresql_where=text("left_at IS NULL AND state <> 'closed'"),
+            sqlite_where=text("left_at IS NULL AND state <> 'closed'"),
         ),
     )
 
@@ -120,6 +136,85 @@ class ActionFact(SliceColumns, db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# ------------------------------------------------------------------------------------ monthly rollup
+
+#: the steps whose on-time figures are also kept per step
+TIMED_STEPS = ("grid_assigned", "grid_handling", "branch_review", "firm_dispatched", "firm_processing")
+#: the additive counts every figure is derived from (see app.reports.indicators)
+COUNTERS = (
+    "follow_ups",
+    "contacted",
+    "resolved",
+    "satisfied",
+    "basic",
+    "unsatisfied",
+    "invalid_follow_ups",
+    "accept_steps",
+    "accept_on_time",
+    "handle_steps",
+    "handle_on_time",
+    "signoff_steps",
+    "sent_back",
+    "reopens",
+    "volume",
+    "firm_orders",
+    "closed",
+    "auto_closed",
+    "handling_count",
+    "handling_minutes_sum",
+    "yellow_cards",
+    "red_cards",
+    "urges",
+    "backlog_open",
+    "backlog_overdue",
+    "backlog_shelved",
+    *(f"{prefix}_{state}" for state in TIMED_STEPS for prefix in ("steps", "on_time")),
+)
+FLOAT_COUNTERS = frozenset({"handling_minutes_sum"})
+
+#: The counts of one reporting month per combination of slice values, refreshed from the facts by the
+#: scheduler (app.reports.rollup): dashboards and bulletins read a few hundred rows instead of millions.
+fact_rollup = Table(
+    "fact_rollup",
+    db.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("month", String(7), nullable=False),
+    Column("street_id", Integer),
+    Column("community_id", Integer),
+    Column("compound_id", Integer),
+    Column("grid_id", Integer),
+    Column("grid_worker_id", Integer),
+    Column("firm_id", Integer),
+    Column("branch_id", Integer),
+    Column("category_id", Integer),
+    Column("urgency", String(16)),
+    Column("intake_channel", String(16)),
+    *(
+        Column(name, Float if name in FLOAT_COUNTERS else Integer, nullable=False, server_default="0")
+        for name in COUNTERS
+    ),
+    *(
+        Index(f"ix_fact_rollup_month_{column}", "month", column)
+        for column in ("street_id", "community_id", "grid_id", "firm_id", "branch_id")
+    ),
+)
+
+
+class RollupMonth(db.Model):
+    """When a month's rollup was refreshed, with which cut-off day, and whether it is out of date."""
+
+    __tablename__ = "rollup_month"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    cutoff_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: refreshed after the month ended: its counts (and end-of-month backlog) are final
+    complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: a fact of the month changed after the refresh (e.g. a follow-up marked invalid)
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    rows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # ------------------------------------------------------------------------------------- firm ratings

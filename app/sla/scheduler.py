@@ -1,5 +1,6 @@
 """The escalation scheduler: APScheduler runs the sweep and the notification delivery every minute, and
-rates the property firms once a day for the month that has just closed (a no-op once it is rated).
+refreshes the monthly rollup of the figures every five minutes, and rates the property firms once a day
+for the month that has just closed (a no-op once it is rated).
 
 ``make run`` embeds it in the development server (``SCHEDULER=embedded``); production runs
 ``flask scheduler`` as its own process and keeps web workers free of it (``SCHEDULER=off``), because
@@ -67,6 +68,27 @@ def rate_closed_month(app) -> None:
             db.session.remove()
 
 
+ROLLUP_SECONDS = 300
+
+
+def refresh_rollup(app) -> None:
+    """Every few minutes: refresh the monthly rollup the dashboards read (the running month, months that
+    just ended or were marked dirty, and a few never rolled up). Never raises."""
+    from app.extensions import db
+    from app.reports.rollup import refresh_due
+
+    with app.app_context():
+        try:
+            done = refresh_due()
+            db.session.commit()
+            log.debug("rollup refreshed: %s", done)
+        except Exception:  # noqa: BLE001 - the figures fall back to the facts; retried next time
+            db.session.rollback()
+            log.exception("rollup refresh failed")
+        finally:
+            db.session.remove()
+
+
 def _configure(scheduler, app):
     scheduler.add_job(
         run_jobs,
@@ -79,6 +101,17 @@ def _configure(scheduler, app):
         coalesce=True,
         misfire_grace_time=INTERVAL_SECONDS * 5,
         next_run_time=None,
+    )
+    scheduler.add_job(
+        refresh_rollup,
+        "interval",
+        seconds=ROLLUP_SECONDS,
+        args=[app],
+        id="ksm-rollup",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=ROLLUP_SECONDS,
     )
     scheduler.add_job(
         rate_closed_month,

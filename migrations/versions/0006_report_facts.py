@@ -146,7 +146,7 @@ def upgrade():
         batch_op.create_index('ix_fact_step_firm_id_left_at', ['firm_id', 'left_at'], unique=False)
         batch_op.create_index('ix_fact_step_grid_id_left_at', ['grid_id', 'left_at'], unique=False)
         batch_op.create_index('ix_fact_step_left_at', ['left_at'], unique=False)
-        batch_op.create_index('ix_fact_step_open', ['street_id'], unique=False, postgresql_where=sa.text('left_at IS NULL'), sqlite_where=sa.text('left_at IS NULL'))
+        batch_op.create_index('ix_fact_step_open', ['street_id', 'community_id', 'due_at'], unique=False, postgresql_where=sa.text("left_at IS NULL AND state <> 'closed'"), sqlite_where=sa.text("left_at IS NULL AND state <> 'closed'"))
         batch_op.create_index('ix_fact_step_state_entered', ['state', 'entered_at'], unique=False)
         batch_op.create_index('ix_fact_step_street_id_left_at', ['street_id', 'left_at'], unique=False)
         batch_op.create_index('ix_fact_step_street_state_entered', ['street_id', 'state', 'entered_at'], unique=False)
@@ -181,12 +181,89 @@ def upgrade():
         batch_op.create_index('ix_follow_up_street_id_created', ['street_id', 'created_at'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_follow_up_invalidated_by_id_user'), 'user', ['invalidated_by_id'], ['id'], ondelete='SET NULL')
 
+    op.create_table('fact_rollup',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False),
+    sa.Column('street_id', sa.Integer(), nullable=True),
+    sa.Column('community_id', sa.Integer(), nullable=True),
+    sa.Column('compound_id', sa.Integer(), nullable=True),
+    sa.Column('grid_id', sa.Integer(), nullable=True),
+    sa.Column('grid_worker_id', sa.Integer(), nullable=True),
+    sa.Column('firm_id', sa.Integer(), nullable=True),
+    sa.Column('branch_id', sa.Integer(), nullable=True),
+    sa.Column('category_id', sa.Integer(), nullable=True),
+    sa.Column('urgency', sa.String(length=16), nullable=True),
+    sa.Column('intake_channel', sa.String(length=16), nullable=True),
+    sa.Column('follow_ups', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('contacted', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('resolved', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('satisfied', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('basic', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('unsatisfied', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('invalid_follow_ups', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('accept_steps', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('accept_on_time', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('handle_steps', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('handle_on_time', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('signoff_steps', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('sent_back', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('reopens', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('volume', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('firm_orders', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('closed', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('auto_closed', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('handling_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('handling_minutes_sum', sa.Float(), server_default='0', nullable=False),
+    sa.Column('yellow_cards', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('red_cards', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('urges', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('backlog_open', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('backlog_overdue', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('backlog_shelved', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('steps_grid_assigned', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time_grid_assigned', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('steps_grid_handling', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time_grid_handling', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('steps_branch_review', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time_branch_review', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('steps_firm_dispatched', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time_firm_dispatched', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('steps_firm_processing', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time_firm_processing', sa.Integer(), server_default='0', nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_fact_rollup'))
+    )
+    with op.batch_alter_table('fact_rollup', schema=None) as batch_op:
+        batch_op.create_index('ix_fact_rollup_month_branch_id', ['month', 'branch_id'], unique=False)
+        batch_op.create_index('ix_fact_rollup_month_community_id', ['month', 'community_id'], unique=False)
+        batch_op.create_index('ix_fact_rollup_month_firm_id', ['month', 'firm_id'], unique=False)
+        batch_op.create_index('ix_fact_rollup_month_grid_id', ['month', 'grid_id'], unique=False)
+        batch_op.create_index('ix_fact_rollup_month_street_id', ['month', 'street_id'], unique=False)
+
+    op.create_table('rollup_month',
+    sa.Column('month', sa.String(length=7), nullable=False),
+    sa.Column('cutoff_day', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('complete', sa.Boolean(), server_default='0', nullable=False),
+    sa.Column('dirty', sa.Boolean(), server_default='0', nullable=False),
+    sa.Column('rows', sa.Integer(), server_default='0', nullable=False),
+    sa.PrimaryKeyConstraint('month', name=op.f('pk_rollup_month'))
+    )
     # ### end Alembic commands ###
     backfill_facts(op.get_bind())
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('rollup_month')
+    with op.batch_alter_table('fact_rollup', schema=None) as batch_op:
+        batch_op.drop_index('ix_fact_rollup_month_street_id')
+        batch_op.drop_index('ix_fact_rollup_month_grid_id')
+        batch_op.drop_index('ix_fact_rollup_month_firm_id')
+        batch_op.drop_index('ix_fact_rollup_month_community_id')
+        batch_op.drop_index('ix_fact_rollup_month_branch_id')
+
+    op.drop_table('fact_rollup')
+
     with op.batch_alter_table('follow_up', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_follow_up_invalidated_by_id_user'), type_='foreignkey')
         batch_op.drop_index('ix_follow_up_street_id_created')
@@ -221,7 +298,7 @@ def downgrade():
         batch_op.drop_index('ix_fact_step_street_state_entered')
         batch_op.drop_index('ix_fact_step_street_id_left_at')
         batch_op.drop_index('ix_fact_step_state_entered')
-        batch_op.drop_index('ix_fact_step_open', postgresql_where=sa.text('left_at IS NULL'), sqlite_where=sa.text('left_at IS NULL'))
+        batch_op.drop_index('ix_fact_step_open', postgresql_where=sa.text("left_at IS NULL AND state <> 'closed'"), sqlite_where=sa.text("left_at IS NULL AND state <> 'closed'"))
         batch_op.drop_index('ix_fact_step_left_at')
         batch_op.drop_index('ix_fact_step_grid_id_left_at')
         batch_op.drop_index('ix_fact_step_firm_id_left_at')
