@@ -164,7 +164,14 @@ def render(r: dict) -> str:
         lines.append("")
         for item in plans["slowest"]:
             sql = re.sub(r"\s+", " ", item["sql"]).strip()
-            lines += [f"`{sql[:300]}{'…' if len(sql) > 300 else ''}` ({item['ms']:.1f} ms)", "", "```", item["plan"], "```", ""]
+            lines += [
+                f"`{sql[:300]}{'…' if len(sql) > 300 else ''}` ({item['ms']:.1f} ms)",
+                "",
+                "```",
+                item["plan"],
+                "```",
+                "",
+            ]
     return "\n".join(lines)
 
 

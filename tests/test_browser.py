@@ -74,7 +74,7 @@ def _login(browser, live_url, username):
     page.fill("#username", username)
     page.fill("#password", "Demo@2026")
     page.click("main button[type=submit]")
-    page.wait_for_url(live_url + "/cases")
+    page.wait_for_url(lambda url: "/login" not in url)  # supervisors land on the overdue board
     return page
 
 

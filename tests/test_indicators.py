@@ -390,3 +390,13 @@ def test_a_stale_or_dirty_rollup_is_not_used(ctx, app):
     assert rollup.months_for([december], now + timedelta(minutes=5)) == {0: ["2026-12"]}
     assert rollup.months_for([december], now + timedelta(minutes=30)) == {}
     assert compute(user("admin"), december, "street", now=now + timedelta(minutes=5)).rollup_at == now
+
+
+def test_docs_define_every_figure():
+    from pathlib import Path
+
+    from app.reports.indicators import FIGURES
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "figures.md").read_text(encoding="utf-8")
+    missing = [name for name in FIGURES if f"`{name}`" not in text]
+    assert not missing, f"docs/figures.md does not define {missing}"

@@ -99,7 +99,98 @@ def seed_demo_cases(users) -> int:
         now=now - timedelta(hours=3),
     )
     db.session.flush()
+    seed_history(users, rng, now)
     return db.session.scalar(select(func.count()).select_from(Case))
+
+
+HISTORY_MONTHS = 3
+HISTORY_PER_MONTH = 18
+HISTORY_MATTERS = (
+    ("water_leak", "卫生间楼板渗水至楼下"),
+    ("lift_fault", "电梯运行时有异响"),
+    ("garbage", "垃圾分类亭周边卫生差"),
+    ("lighting", "楼道声控灯损坏"),
+    ("drainage", "雨后小区道路积水"),
+    ("green_space", "绿化带杂草丛生"),
+    ("facilities", "健身器材松动"),
+    ("security", "单元门禁损坏"),
+)
+
+
+def seed_history(users, rng: random.Random, now) -> None:
+    """Closed cases in each of the last three months, handled on time or late, answered satisfied or not,
+    so the dashboard's trend, the bulletins and the firm ratings have months to show; then the months
+    that are over are rated (frozen) and the figures' rollup is built."""
+    from app.reports import indicators, rating, rollup
+    from app.sla.services import load_calendar, run_sweep
+
+    calendar = load_calendar()
+    current = indicators.current_month(now)
+    months = indicators.months_back(indicators.previous_month(current), HISTORY_MONTHS)
+    compounds = list(HANDLERS)
+    plans = []
+    for month in months:
+        span = (month.end - month.start).total_seconds()
+        for n in range(HISTORY_PER_MONTH):
+            offset = span * (n + 0.5) / (HISTORY_PER_MONTH + 1)
+            plans.append((month.start + timedelta(seconds=offset), n))
+    plans.sort()
+    for start, n in plans:
+        start = calendar.add_business_minutes(start, 0)  # a working moment
+        if start >= now - timedelta(days=3):
+            continue
+        compound = compounds[rng.randrange(len(compounds))]
+        grid, firm, _branch, clerk = HANDLERS[compound]
+        category, description = HISTORY_MATTERS[rng.randrange(len(HISTORY_MATTERS))]
+        case = services.register_case(
+            services.Intake(
+                category=category,
+                description=description,
+                compound=compound,
+                channel=("window", "phone", "hotline")[n % 3],
+                resident_name=RESIDENTS[rng.randrange(len(RESIDENTS))],
+                resident_phone=f"138{rng.randint(10000000, 99999999)}",
+            ),
+            users[clerk],
+            now=start,
+        )
+        slow_firm = firm == "firm2" and rng.random() < 0.5  # one firm is slower
+        slow_grid = rng.random() < 0.15
+        t = calendar.add_business_minutes(start, 300 if slow_grid else rng.randint(15, 90))
+        if slow_grid:
+            run_sweep(now=t)
+        services.fire(case, "grid_accept", users[grid], now=t)
+        t = calendar.add_business_minutes(t, rng.randint(30, 240))
+        services.fire(case, "dispatch_to_firm", users[grid], inputs={"note": "已现场核实"}, now=t)
+        t = calendar.add_business_minutes(t, 360 if slow_firm else rng.randint(20, 180))
+        if slow_firm:
+            run_sweep(now=t)
+        services.fire(case, "firm_accept", users[firm], now=t)
+        t = calendar.add_business_minutes(t, rng.randint(120, 2400 if slow_firm else 1000))
+        services.fire(case, "firm_complete", users[firm], inputs={"result": "已维修完毕"}, now=t)
+        t = calendar.add_business_minutes(t, rng.randint(30, 400))
+        roll = rng.random() + (0.15 if slow_firm else 0)
+        satisfaction = "satisfied" if roll < 0.7 else "basic" if roll < 0.9 else "unsatisfied"
+        recorder = users[clerk] if users[clerk].role == "clerk" else users[grid]
+        answer = {"contacted": rng.random() < 0.95, "resolved": satisfaction != "unsatisfied"}
+        services.fire(case, "signoff", recorder, inputs={**answer, "satisfaction": satisfaction}, now=t)
+        if case.state != "closed":  # sent back: the firm tries again and the resident accepts
+            t = calendar.add_business_minutes(t, rng.randint(60, 600))
+            services.fire(case, "firm_complete", users[firm], inputs={"result": "返工处理完毕"}, now=t)
+            t = calendar.add_business_minutes(t, 60)
+            services.fire(
+                case,
+                "signoff",
+                recorder,
+                inputs={"contacted": True, "resolved": True, "satisfaction": "basic"},
+                now=t,
+            )
+    db.session.flush()
+    for month in months:
+        if month.end <= now:
+            rating.compute_month(month.label, SYSTEM_ACTOR, now=now)
+        rollup.refresh(month.label, now)
+    rollup.refresh(current.label, now)
 
 
 def _drive(case, target, extra, users, grid, firm, branch, clerk, at) -> None:

@@ -225,7 +225,14 @@ def build(user, period: Period, group: str = "community") -> dict[str, Any]:
 
     detail_table = figures_table(detail, "detail", _("All figures by %(group)s", group=str(detail.slice.label)))
     tables = {t.name: t for t in (trend, rank_communities, rank_firms, category_mix, heat, steps, detail_table)}
-    return {"period": period, "kpis": kpis, "tables": tables, "group": group, "weights": communities.weights}
+    return {
+        "period": period,
+        "kpis": kpis,
+        "tables": tables,
+        "group": group,
+        "weights": communities.weights,
+        "rollup_at": communities.rollup_at,
+    }
 
 
 def chart_data(tables: dict[str, Table]) -> dict[str, Any]:
@@ -249,11 +256,12 @@ def chart_data(tables: dict[str, Table]) -> dict[str, Any]:
     }
     for name in ("rank_community", "rank_firm"):
         table = tables[name]
+        ranked = [row for row in table.rows if row[2].value is not None]  # groups without answers: table only
         data[name] = {
-            "labels": column(table, 1),
+            "labels": [row[1].value for row in ranked],
             "name": table.columns[2],
-            "values": column(table, 2),
-            "links": links(table, 2),
+            "values": [row[2].value for row in ranked],
+            "links": [row[2].link for row in ranked],
         }
     category = tables["category"]
     data["category"] = {
