@@ -97,8 +97,8 @@ SELECT t.id,
        CASE WHEN s < t.last_step AND ((s = 2 AND t.g % 10 = 0) OR (s = 4 AND t.g % 7 = 0) OR (s = 5 AND t.g % 9 = 0))
             THEN CASE WHEN t.g % 50 = 0 THEN 3 ELSE 2 END ELSE 0 END,
        CASE WHEN s < t.last_step THEN round((extract(epoch FROM
-            (ARRAY[t.t1, t.t2, t.t3, t.t4, t.t5, t.t6, t.t7])[s + 1] - (ARRAY[t.t1, t.t2, t.t3, t.t4, t.t5, t.t6, t.t7])[s])
-            / 60 * 0.35)::numeric, 2) END,
+            (ARRAY[t.t1, t.t2, t.t3, t.t4, t.t5, t.t6, t.t7])[s + 1]
+            - (ARRAY[t.t1, t.t2, t.t3, t.t4, t.t5, t.t6, t.t7])[s]) / 60 * 0.35)::numeric, 2) END,
        0,
        CASE WHEN s = 7 THEN 'resolved_satisfied' END,
        CASE WHEN s = 7 THEN round((extract(epoch FROM t.t6 - t.t1) / 60 * 0.35)::numeric, 2) END,
