@@ -123,6 +123,14 @@ class ActionFact(SliceColumns, db.Model):
     __table_args__ = (
         *_slice_indexes("fact_action", "at"),
         Index("ix_fact_action_case", "case_id"),
+        # shelvings in force at an instant (the backlog): few rows, whatever the number of cards
+        Index(
+            "ix_fact_action_shelvings",
+            "street_id",
+            "at",
+            postgresql_where=text("kind = 'shelve'"),
+            sqlite_where=text("kind = 'shelve'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
