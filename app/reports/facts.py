@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 
 from app.cases.models import Case
 from app.extensions import db
@@ -308,6 +308,16 @@ def card_rows(row, level: int, now: datetime) -> dict[str, Any]:
 def raise_step_levels(levels: dict[int, int]) -> None:
     """The sweep raised these cases' escalation levels: the open steps remember the highest level."""
     if not levels:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text(
+                "UPDATE fact_step SET max_level = v.level FROM unnest(CAST(:cases AS integer[]), "
+                "CAST(:levels AS integer[])) AS v(case_id, level) WHERE fact_step.case_id = v.case_id "
+                "AND fact_step.left_at IS NULL AND fact_step.max_level < v.level"
+            ),
+            {"cases": list(levels), "levels": list(levels.values())},
+        )
         return
     table = StepFact.__table__
     db.session.execute(
