@@ -126,8 +126,8 @@ def refresh(label: str, now: datetime | None = None) -> int:
         *(func.sum(union.c[name]) for name in COUNTERS),
     ).group_by(*(union.c[name] for name in SLICE_COLUMNS))
     db.session.execute(delete(fact_rollup).where(fact_rollup.c.month == period.label))
-    result = db.session.execute(insert(fact_rollup).from_select(["month", *SLICE_COLUMNS, *COUNTERS], grouped))
-    rows = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else 0
+    db.session.execute(insert(fact_rollup).from_select(["month", *SLICE_COLUMNS, *COUNTERS], grouped))
+    rows = db.session.scalar(select(func.count()).select_from(fact_rollup).where(fact_rollup.c.month == period.label))
     state = db.session.get(RollupMonth, period.label) or RollupMonth(month=period.label)
     state.cutoff_day = indicators.cutoff_day() or 0
     state.refreshed_at = now
