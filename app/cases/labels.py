@@ -33,6 +33,7 @@ EVENT_KIND_LABELS = {
     "unshelve": _l("Unshelved"),
     "link": _l("Linked"),
     "shelve_review": _l("Shelf review due"),
+    "deadline_moved": _l("Deadline moved (calendar changed)"),
 }
 
 
@@ -107,9 +108,12 @@ PAYLOAD_LABELS = {
     "current_due_at": _l("Current deadline"),
     "proposed_due_at": _l("Proposed deadline"),
     "approved": _l("Decision"),
+    "previous_due_at": _l("Previous deadline"),
+    "previous_resolve_by": _l("Previous whole-case deadline"),
 }
 HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra", "card", "request_id"}
 TIME_KEYS = {"step_due_at", "threshold_at", "due_at", "resolve_by", "review_at", "current_due_at", "proposed_due_at"}
+TIME_KEYS |= {"previous_due_at", "previous_resolve_by"}
 LEVEL_LABELS = {1: _l("Warning: near the deadline"), 2: _l("Yellow card: overdue"), 3: _l("Red card: long overdue")}
 
 
