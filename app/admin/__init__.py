@@ -119,4 +119,7 @@ def init_admin(app) -> Admin:
     register_auth(admin)
     register_open311(admin)
     register_sla(admin)
+    from app.hotline.admin import register as register_hotline
+
+    register_hotline(admin)
     return admin

@@ -119,6 +119,14 @@ class Case(db.Model):
             sqlite_where=text("escalation_level > 0"),
         ),
         Index("ix_case_shelved", "street_id", postgresql_where=text("shelved"), sqlite_where=text("shelved")),
+        # an outside system's reference (e.g. "12345:<work-order number>"): importing twice creates nothing
+        Index(
+            "uq_case_external_ref",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -128,6 +136,7 @@ class Case(db.Model):
     urgency: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(32), default="registered")
     channel: Mapped[str] = mapped_column(String(16))
+    external_ref: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
 
     # where

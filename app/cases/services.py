@@ -139,6 +139,8 @@ class Intake:
     longitude: float | str | None = None
     street: int | str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: an outside system's reference, unique (e.g. "12345:<work-order number>")
+    external_ref: str | None = None
 
 
 def _find(model, ref, *, by_name: bool = True):
@@ -329,6 +331,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         urgency=clean["urgency"],
         state="registered",
         channel=clean["channel"],
+        external_ref=(data.external_ref or None),
         description=clean["description"],
         street_id=clean["street"].id,
         community_id=compound.community_id if compound else None,
