@@ -196,9 +196,11 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     from app.hotline.cli import bp as hotline_cli
     from app.hotline.views import bp as hotline_bp
+    from app.notify.cli import bp as notify_cli
 
     app.register_blueprint(hotline_bp)
     app.register_blueprint(hotline_cli)
+    app.register_blueprint(notify_cli)
     # integrations authenticate with bearer tokens / api keys, not browser sessions
     from app.extensions import csrf
 

@@ -29,6 +29,7 @@ from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, V
 from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
+from app.notify import resident as resident_messages
 from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
 from app.sla import services as sla
 from workflows import OPEN_STATES
@@ -376,6 +377,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
             **({"extra": data.extra} if data.extra else {}),
         },
     )
+    resident_messages.case_registered(case, now)  # the receipt by SMS (nothing without a mobile number)
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)

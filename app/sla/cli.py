@@ -39,7 +39,10 @@ def sweep_command(now_text, batch):
     from app.sla.services import run_sweep
 
     now = _instant(now_text)
+    from app.notify.resident import queue_signoff_reminders
+
     result = run_sweep(now, batch=batch)
+    queue_signoff_reminders(now)
     deliver_pending(now)
     db.session.commit()
     click.echo(
