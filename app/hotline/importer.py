@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.auth import roles
 from app.auth.permissions import in_scope
@@ -300,6 +301,11 @@ def import_work_orders(
         except FieldErrors as error:
             result.reason = "; ".join(str(message) for message in error.errors.values())
             report.errors.append(result)
+            continue
+        except IntegrityError:
+            # another import registered the same work order at the same moment (unique external reference)
+            result.reason = _("Imported at the same moment by someone else; nothing was added.")
+            report.skipped.append(result)
             continue
         result.ref = case.ref
         report.created.append(result)

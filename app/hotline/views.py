@@ -24,9 +24,22 @@ TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 PENDING_KEY = "hotline_pending"
 
 
+PENDING_HOURS = 24
+
+
 def _pending_dir() -> Path:
+    """Where checked uploads wait for "import now"; files older than a day are removed."""
+    import time
+
     path = Path(current_app.config["UPLOAD_DIR"]) / "hotline-pending"
     path.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - PENDING_HOURS * 3600
+    for old in path.iterdir():
+        try:
+            if old.is_file() and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # removed by another worker meanwhile
     return path
 
 
