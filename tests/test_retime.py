@@ -186,3 +186,17 @@ def test_admin_override_and_business_hours_changes_retime_and_log_why(app, clien
         assert len(moved_events(load(ref))) == 3
     body = client.get(f"/cases/{ref}").get_data(as_text=True)
     assert body.count('data-kind="deadline_moved"') == 3
+
+
+def test_a_reopened_case_is_measured_from_its_reopening(ctx):
+    # closed on Monday 1 February, reopened on Wednesday: its whole-case clock restarted then, so a
+    # holiday declared for Tuesday (while it was closed) does not move it
+    ref = make_case("closed", now=at("2027-02-01T10:00"))
+    case = load(ref)
+    services.fire(case, "reopen", user("supervisor1"), inputs={"reason": "居民反映问题复发"}, now=WED)
+    db.session.commit()
+    case = load(ref)
+    assert case.resolve_by == at("2027-02-17T17:30") and case.due_at == at("2027-02-04T17:30")
+    data = "2027-02-02,off,地方假日\n".encode()
+    result = import_schedule(data, "local.csv", user("admin"), now=WED)
+    assert result.retimed.moved == [] and load(ref).resolve_by == at("2027-02-17T17:30")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.cases.actors import SYSTEM_ACTOR
 from app.cases.models import Case
@@ -127,9 +127,10 @@ def retime_open_cases(
         if not cases:
             break
         last_id = cases[-1].id
+        restarts = _restarts([case.id for case in cases])
         for case in cases:
             result.examined += 1
-            payload = _retime(case, before, after)
+            payload = _retime(case, before, after, restarts.get(case.id, {}))
             if payload:
                 case.updated_at = now
                 record_event(case, actor, "deadline_moved", now=now, note=reason, payload=payload)
@@ -160,22 +161,45 @@ def retime_after_change(before: WorkCalendar, reason: str, *, actor=SYSTEM_ACTOR
     return retime_open_cases(before, after, reason, days=days, actor=actor, now=now)
 
 
-def _retime(case: Case, before: WorkCalendar, after: WorkCalendar) -> dict:
+def _restarts(case_ids: list[int]) -> dict[int, dict[str, datetime]]:
+    """When each clock last (re)started, besides entering the state or registering: the last time the case
+    came off the shelf (both clocks), and was resumed or reopened (the whole-case clock)."""
+    from app.cases.models import CaseEvent
+
+    found: dict[int, dict[str, datetime]] = {}
+    rows = db.session.execute(
+        select(CaseEvent.case_id, CaseEvent.kind, CaseEvent.trigger, func.max(CaseEvent.created_at))
+        .where(
+            CaseEvent.case_id.in_(case_ids),
+            or_(CaseEvent.kind == "unshelve", CaseEvent.trigger.in_(("reopen", "resume"))),
+        )
+        .group_by(CaseEvent.case_id, CaseEvent.kind, CaseEvent.trigger)
+    )
+    for case_id, kind, _trigger, at in rows:
+        marks = found.setdefault(case_id, {})
+        keys = ("step", "case") if kind == "unshelve" else ("case",)
+        for key in keys:
+            if key not in marks or at > marks[key]:
+                marks[key] = at
+    return found
+
+
+def _retime(case: Case, before: WorkCalendar, after: WorkCalendar, restarts: dict[str, datetime]) -> dict:
     from app.sla.calendar import CalendarError
 
     payload: dict = {}
+    step_start = max(case.state_entered_at, restarts.get("step", case.state_entered_at))
+    case_start = max(case.created_at, restarts.get("case", case.created_at))
     try:
         if case.due_at is not None and case.step_working:
-            due = _moved_deadline(
-                case.due_at, case.state_entered_at, before, after, _is_by_days(case.state, case.urgency)
-            )
+            due = _moved_deadline(case.due_at, step_start, before, after, _is_by_days(case.state, case.urgency))
             if due is not None and due != case.due_at:
                 payload["previous_due_at"] = case.due_at.isoformat()
                 payload["due_at"] = due.isoformat()
                 sla._set_thresholds(case, after, due)
         if case.resolve_by is not None and case.case_working and not case.case_overdue:
             resolve_by = _moved_deadline(
-                case.resolve_by, case.created_at, before, after, _is_by_days(WHOLE_CASE, case.urgency)
+                case.resolve_by, case_start, before, after, _is_by_days(WHOLE_CASE, case.urgency)
             )
             if resolve_by is not None and resolve_by != case.resolve_by:
                 payload["previous_resolve_by"] = case.resolve_by.isoformat()
