@@ -386,3 +386,93 @@ def test_staff_choose_their_channels_and_quiet_hours_hold_mail(app, client, auth
         db.session.commit()
     client.post("/inbox/channels", data={"csrf_token": csrf_token(client, "/inbox/channels"), "channels": ["smtp"]})
     assert "checked" in client.get("/inbox/channels").get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------------------ SMTP
+
+
+class FakeSmtp:
+    """A minimal SMTP server on 127.0.0.1 that records each message (and can refuse the next ones)."""
+
+    def __init__(self):
+        import socketserver
+
+        self.messages: list[dict] = []
+        self.refuse = 0
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line: str):
+                self.wfile.write((line + "\r\n").encode())
+
+            def handle(self):
+                self.reply("220 fake ESMTP")
+                envelope: dict = {"rcpt": []}
+                while True:
+                    line = self.rfile.readline().decode(errors="replace").strip()
+                    if not line:
+                        return
+                    verb = line.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.reply("250 fake")
+                    elif verb == "MAIL":
+                        if owner.refuse:
+                            owner.refuse -= 1
+                            self.reply("451 4.3.0 try again later")
+                            continue
+                        envelope["from"] = line
+                        self.reply("250 OK")
+                    elif verb == "RCPT":
+                        envelope["rcpt"].append(line)
+                        self.reply("250 OK")
+                    elif verb == "DATA":
+                        self.reply("354 go ahead")
+                        data = []
+                        while (chunk := self.rfile.readline().decode()) not in (".\r\n", ""):
+                            data.append(chunk)
+                        envelope["data"] = "".join(data)
+                        owner.messages.append(envelope)
+                        envelope = {"rcpt": []}
+                        self.reply("250 queued")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:
+                        self.reply("250 OK")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_smtp_delivers_to_a_local_server_and_retries(ctx, app, monkeypatch):
+    from email import message_from_string
+    from email.header import decode_header, make_header
+
+    smtp = FakeSmtp()
+    try:
+        for key, value in {
+            "NOTIFY_CHANNELS": "log,smtp",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": smtp.port,
+            "SMTP_SENDER": "ksm@example.gov.cn",
+        }.items():
+            monkeypatch.setitem(app.config, key, value)
+        user("firm1").email = "firm1@example.org"
+        ref = make_case("firm_dispatched", category="lift_entrapment", now=at("2026-11-25T21:00"))  # urgent
+        smtp.refuse = 1
+        assert notify.deliver_pending(at("2026-11-25T21:00")).retried == 1  # 451 from the server
+        assert smtp.messages == []
+        result = notify.deliver_pending(at("2026-11-25T21:01"))
+        assert result.sent == 1
+        (mail,) = smtp.messages
+        parsed = message_from_string(mail["data"])
+        assert parsed["To"] == "firm1@example.org" and parsed["From"] == "ksm@example.gov.cn"
+        assert ref in str(make_header(decode_header(parsed["Subject"])))
+    finally:
+        smtp.close()
