@@ -476,3 +476,24 @@ def test_smtp_delivers_to_a_local_server_and_retries(ctx, app, monkeypatch):
         assert ref in str(make_header(decode_header(parsed["Subject"])))
     finally:
         smtp.close()
+
+
+def test_the_reminder_and_quota_queries_use_their_indexes(ctx):
+    from sqlalchemy import text
+
+    bind = db.session.get_bind()
+    query = resident.reminder_query(WED_0900, WED_0900 + timedelta(hours=24))
+    sql = str(query.compile(bind, compile_kwargs={"literal_binds": True}))
+    quota = (
+        "SELECT count(id) FROM outbound_message WHERE audience = 'resident' "
+        "AND created_at >= '2026-11-24 16:00:00+00:00' AND created_at < '2026-11-25 16:00:00+00:00'"
+    )
+    plans = []
+    for statement in (sql, quota):
+        if bind.dialect.name == "postgresql":
+            db.session.execute(text("SET LOCAL enable_seqscan = off"))
+            plans.append("\n".join(r[0] for r in db.session.execute(text("EXPLAIN " + statement))))
+        else:
+            plans.append("\n".join(str(r[-1]) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + statement))))
+    assert "ix_case_signoff_due" in plans[0], plans[0]
+    assert "ix_outbound_message_audience_created" in plans[1], plans[1]

@@ -50,6 +50,7 @@ class OutboundMessage(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status_known"),
         Index("ix_outbound_message_recipient_created", "recipient", "created_at"),
+        Index("ix_outbound_message_audience_created", "audience", "created_at"),
         Index("ix_outbound_message_case_kind", "case_id", "kind"),
         Index(
             "ix_outbound_message_due",

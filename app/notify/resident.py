@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, literal_column, select
 
 from app.cases.models import Case
 from app.core.timeutil import app_tz, to_local, utcnow
@@ -159,20 +159,19 @@ def work_done(case: Case, now: datetime | None = None) -> OutboundMessage | None
     return queue(case, "work_done", {"link": signoff_link(case), "code": case.signoff_token}, now=now)
 
 
-def queue_signoff_reminders(now: datetime | None = None, limit: int = 1000) -> int:
-    """Remind residents whose unanswered sign-off closes itself within ``SIGNOFF_REMINDER_HOURS``; once per
-    wait for sign-off. Returns how many were queued (flushes, does not commit)."""
-    now = now or utcnow()
-    horizon = now + timedelta(hours=current_app.config["SIGNOFF_REMINDER_HOURS"])
+def reminder_query(now: datetime, horizon: datetime, limit: int = 1000):
+    """Cases waiting for a sign-off that closes itself between ``now`` and ``horizon``, not yet reminded
+    since they entered that state (served by the partial index ``ix_case_signoff_due``)."""
     reminded = exists().where(
         OutboundMessage.case_id == Case.id,
         OutboundMessage.kind == "signoff_reminder",
         OutboundMessage.created_at >= Case.state_entered_at,
     )
-    cases = db.session.scalars(
+    return (
         select(Case)
+        # a literal, not a parameter: the planner must see it to use the partial index
         .where(
-            Case.state == "awaiting_signoff",
+            Case.state == literal_column("'awaiting_signoff'"),
             Case.paused_at.is_(None),
             and_(Case.due_at.is_not(None), Case.due_at > now, Case.due_at <= horizon),
             Case.resident_phone.is_not(None),
@@ -180,7 +179,15 @@ def queue_signoff_reminders(now: datetime | None = None, limit: int = 1000) -> i
         )
         .order_by(Case.due_at)
         .limit(limit)
-    ).all()
+    )
+
+
+def queue_signoff_reminders(now: datetime | None = None, limit: int = 1000) -> int:
+    """Remind residents whose unanswered sign-off closes itself within ``SIGNOFF_REMINDER_HOURS``; once per
+    wait for sign-off. Returns how many were queued (flushes, does not commit)."""
+    now = now or utcnow()
+    horizon = now + timedelta(hours=current_app.config["SIGNOFF_REMINDER_HOURS"])
+    cases = db.session.scalars(reminder_query(now, horizon, limit)).all()
     count = 0
     for case in cases:
         date_text = to_local(case.due_at).strftime("%Y-%m-%d %H:%M")

@@ -50,6 +50,7 @@ def upgrade():
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.add_column(sa.Column('external_ref', sa.String(length=64), nullable=True))
         batch_op.create_index('uq_case_external_ref', ['external_ref'], unique=True, postgresql_where=sa.text('external_ref IS NOT NULL'), sqlite_where=sa.text('external_ref IS NOT NULL'))
+        batch_op.create_index('ix_case_signoff_due', ['due_at'], unique=False, postgresql_where=sa.text("state = 'awaiting_signoff'"), sqlite_where=sa.text("state = 'awaiting_signoff'"))
 
     with op.batch_alter_table('outbound_message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('audience', sa.String(length=16), server_default='staff', nullable=False))
@@ -61,6 +62,7 @@ def upgrade():
                nullable=True)
         batch_op.create_index('ix_outbound_message_case_kind', ['case_id', 'kind'], unique=False)
         batch_op.create_index('ix_outbound_message_recipient_created', ['recipient', 'created_at'], unique=False)
+        batch_op.create_index('ix_outbound_message_audience_created', ['audience', 'created_at'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_outbound_message_case_id_case'), 'case', ['case_id'], ['id'], ondelete='SET NULL')
         batch_op.drop_constraint(op.f('ck_outbound_message_status_known'), type_='check')
         batch_op.create_check_constraint(
@@ -77,6 +79,7 @@ def downgrade():
         batch_op.create_check_constraint(op.f('ck_outbound_message_status_known'), "status IN ('pending', 'sent', 'failed')")
         batch_op.drop_constraint(batch_op.f('fk_outbound_message_case_id_case'), type_='foreignkey')
         batch_op.drop_index('ix_outbound_message_recipient_created')
+        batch_op.drop_index('ix_outbound_message_audience_created')
         batch_op.drop_index('ix_outbound_message_case_kind')
         batch_op.alter_column('notification_id',
                existing_type=sa.INTEGER(),
@@ -87,6 +90,7 @@ def downgrade():
         batch_op.drop_column('audience')
 
     with op.batch_alter_table('case', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_signoff_due', postgresql_where=sa.text("state = 'awaiting_signoff'"), sqlite_where=sa.text("state = 'awaiting_signoff'"))
         batch_op.drop_index('uq_case_external_ref', postgresql_where=sa.text('external_ref IS NOT NULL'), sqlite_where=sa.text('external_ref IS NOT NULL'))
         batch_op.drop_column('external_ref')
 
