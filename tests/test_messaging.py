@@ -287,11 +287,9 @@ def test_console_channel_without_a_provider(ctx, app, caplog):
 def test_unconfigured_sms_fails_visibly_for_administrators(ctx, app, client, auth, monkeypatch):
     monkeypatch.setitem(app.config, "SMS_PROVIDER", "aliyun")  # but no credentials, no templates
     case = load(make_case(now=WED_0900))
-    when = WED_0900
-    for _attempt in range(notify.MAX_ATTEMPTS):
-        notify.deliver_pending(when)
-        when += timedelta(days=1)
     (receipt,) = resident_rows(case)
+    for _attempt in range(notify.MAX_ATTEMPTS):
+        notify.deliver_pending(receipt.next_attempt_at)
     assert receipt.status == "failed" and "SMS_TEMPLATES" in receipt.last_error
     db.session.commit()
     auth.login("admin")
@@ -497,3 +495,20 @@ def test_the_reminder_and_quota_queries_use_their_indexes(ctx):
             plans.append("\n".join(str(r[-1]) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + statement))))
     assert "ix_case_signoff_due" in plans[0], plans[0]
     assert "ix_outbound_message_audience_created" in plans[1], plans[1]
+
+
+def test_stale_resident_messages_are_dropped_not_sent_late(ctx, aliyun):
+    case = load(make_case(now=WED_0900))
+    notify.deliver_pending(WED_0900 + timedelta(days=3))  # the scheduler was down for three days
+    (receipt,) = resident_rows(case)
+    assert receipt.status == "skipped" and "stale" in receipt.last_error
+    assert not [r for r in aliyun.requests if r["headers"].get("x-acs-action")]
+
+
+def test_demo_data_never_texts_its_made_up_residents(ctx):
+    make_case(now=WED_0900)
+    assert resident.hold_demo_messages() >= 1
+    pending = db.session.scalars(
+        select(OutboundMessage).where(OutboundMessage.audience == "resident", OutboundMessage.status == "pending")
+    ).all()
+    assert pending == []

@@ -180,3 +180,18 @@ def test_misconfigured_channels_are_ignored(app, channels):
             assert [c.name for c in enabled_channels()] == ["log"]
         finally:
             app.config["NOTIFY_CHANNELS"] = "log"
+
+
+def test_a_savepoint_does_not_send_log_messages_of_a_later_rollback(ctx, caplog):
+    """A dry run (12345 import) releases savepoints per row and then rolls back: nothing is announced."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ksm.notify")
+    with db.session.begin_nested():
+        notify.notify([user("supervisor1")], "test", lambda: ("试运行消息", ""), now=NOW)
+    assert not any("试运行消息" in m for m in caplog.messages)
+    db.session.rollback()
+    assert not any("试运行消息" in m for m in caplog.messages)
+    notify.notify([user("supervisor1")], "test", lambda: ("真实消息", ""), now=NOW)
+    db.session.commit()
+    assert any("真实消息" in m for m in caplog.messages)

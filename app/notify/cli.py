@@ -40,7 +40,11 @@ def opt_in_command(phone):
     click.echo(_("%(phone)s gets messages again.", phone=phone) if changed else _("That number was not opted out."))
 
 
-@bp.cli.command("deliver")
+notify_group = AppGroup("notify", help="Outbound messages.")
+bp.cli.add_command(notify_group)
+
+
+@notify_group.command("deliver")
 def deliver_command():
     """Queue due sign-off reminders and send what is waiting in the outbox now."""
     from app.notify.resident import queue_signoff_reminders

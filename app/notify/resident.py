@@ -23,6 +23,8 @@ from app.notify.channels import Outgoing, sms_ready
 from app.notify.models import OutboundMessage, SmsOptOut
 
 KINDS = ("receipt", "work_done", "signoff_reminder")
+#: a resident message not sent within this time is dropped (a receipt a week late helps no one)
+STALE_AFTER = timedelta(days=2)
 #: replies that mean "stop sending me messages" (退订)
 OPT_OUT_WORDS = {"TD", "T", "N", "QX", "STOP", "UNSUBSCRIBE", "退订", "取消", "退"}
 PHONE_RE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
@@ -70,6 +72,23 @@ def opt_in(phone: str) -> bool:
     db.session.delete(row)
     db.session.flush()
     return True
+
+
+def hold_demo_messages() -> int:
+    """Mark the resident messages queued while loading demo data as not sent. Returns how many."""
+    from sqlalchemy import update
+
+    result = db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.audience == "resident", OutboundMessage.status == "pending")
+        .values(status="skipped", last_error="demo data")
+    )
+    db.session.flush()
+    return result.rowcount or 0
+
+
+def is_stale(message: OutboundMessage, now: datetime) -> bool:
+    return message.created_at < now - STALE_AFTER
 
 
 def handle_reply(phone: str, text: str, source: str, *, now: datetime | None = None) -> bool:

@@ -319,7 +319,7 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
     for message in messages:
         channel_class = CHANNELS.get(message.channel)
         try:
-            outgoing = _outgoing(message)
+            outgoing = _outgoing(message, now)
             if outgoing is None:
                 continue
             if channel_class is None:
@@ -344,7 +344,7 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
     return result
 
 
-def _outgoing(message: OutboundMessage) -> Outgoing | None:
+def _outgoing(message: OutboundMessage, now: datetime) -> Outgoing | None:
     """What to send for an outbox row; None (and the row marked skipped) when it must not go out."""
     if message.audience == "resident":
         from app.notify import resident
@@ -352,6 +352,10 @@ def _outgoing(message: OutboundMessage) -> Outgoing | None:
         if resident.is_opted_out(message.recipient):
             message.status = "skipped"
             message.last_error = "opted out"
+            return None
+        if resident.is_stale(message, now):
+            message.status = "skipped"
+            message.last_error = "not sent within 2 days; dropped as stale"
             return None
         return resident.render(message)
     if message.notification_id is None:
@@ -369,6 +373,8 @@ def _outgoing(message: OutboundMessage) -> Outgoing | None:
 
 @event.listens_for(Session, "after_commit")
 def _send_immediate(session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released: wait for the real commit (a dry run rolls everything back)
     for channel, address, title, body in session.info.pop("immediate_sends", []):
         try:
             channel.send(address, title, body)
