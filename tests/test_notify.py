@@ -193,5 +193,12 @@ def test_a_savepoint_does_not_send_log_messages_of_a_later_rollback(ctx, caplog)
     db.session.rollback()
     assert not any("试运行消息" in m for m in caplog.messages)
     notify.notify([user("supervisor1")], "test", lambda: ("真实消息", ""), now=NOW)
+    try:
+        with db.session.begin_nested():
+            notify.notify([user("supervisor1")], "test", lambda: ("撤销的消息", ""), now=NOW)
+            raise ValueError("this row fails")
+    except ValueError:
+        pass
     db.session.commit()
     assert any("真实消息" in m for m in caplog.messages)
+    assert not any("撤销的消息" in m for m in caplog.messages)  # its savepoint was rolled back

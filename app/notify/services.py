@@ -382,10 +382,22 @@ def _send_immediate(session) -> None:
             log.exception("immediate notification to %s failed", address)
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session, transaction) -> None:
+    if transaction.nested:
+        # what was queued before this SAVEPOINT survives its rollback; what comes after does not
+        session.info.setdefault("immediate_marks", {})[id(transaction)] = len(session.info.get("immediate_sends", []))
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_immediate(session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop("immediate_sends", None)
+        session.info.pop("immediate_marks", None)
+        return
+    mark = session.info.get("immediate_marks", {}).pop(id(previous_transaction), None)
+    if previous_transaction.nested and mark is not None and "immediate_sends" in session.info:
+        del session.info["immediate_sends"][mark:]
 
 
 # ---------------------------------------------------------------------------------------- preferences
