@@ -55,6 +55,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "address": ("详细地址", "地址"),
 }
 URGENT_WORDS = ("紧急", "特急", "加急", "urgent")
+LEVEL_SEPARATORS = re.compile(r"[/>＞→|｜\\]+")
 
 
 class HotlineFileError(ValueError):
@@ -278,6 +279,9 @@ def import_work_orders(
             report.skipped.append(result)
             continue
         levels = [values.get("category1", ""), values.get("category2", ""), values.get("category3", "")]
+        if not levels[1] and not levels[2]:
+            # some exports put the whole path in one cell: 城乡建设/物业管理/电梯故障 or 城乡建设>物业管理>电梯故障
+            levels = [part.strip() for part in LEVEL_SEPARATORS.split(levels[0]) if part.strip()] or levels
         category, mapped_urgency = category_for(levels, mapping, categories)
         if category is None:
             path = " / ".join(level for level in levels if level) or "-"
