@@ -407,7 +407,11 @@ def test_a_concurrent_import_of_the_same_work_order_is_skipped_not_a_crash(ctx, 
 
 
 def test_a_category_path_in_one_cell(ctx):
-    data = "工单编号,问题分类,主要内容,小区点位\nP1,城乡建设>物业管理>电梯故障,电梯门关不上,阳光花园\nP2,城乡建设/环境保护,工地噪音扰民,阳光花园\n"
+    data = (
+        "工单编号,问题分类,主要内容,小区点位\n"
+        "P1,城乡建设>物业管理>电梯故障,电梯门关不上,阳光花园\n"
+        "P2,城乡建设/环境保护,工地噪音扰民,阳光花园\n"
+    )
     report = import_work_orders(data.encode("gb18030"), "paths.csv", user("admin"))
     assert [item.order_no for item in report.created] == ["P1"]
     assert "城乡建设 / 环境保护" in report.errors[0].reason
