@@ -84,6 +84,35 @@ class Config:
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
     SMTP_STARTTLS = _env_bool("SMTP_STARTTLS", False)
     SMTP_SENDER = os.environ.get("SMTP_SENDER") or "noreply@ksm.local"
+    #: where residents open their links (SMS are sent by the scheduler, outside any request)
+    PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+    # SMS to residents (and staff who choose it): "aliyun", "tencent", or empty (console log only).
+    # Credentials come only from the environment; see docs/operations.md.
+    SMS_PROVIDER = os.environ.get("SMS_PROVIDER") or ""
+    SMS_SIGN_NAME = os.environ.get("SMS_SIGN_NAME") or ""
+    #: message kind → provider template id, e.g. "receipt=SMS_1,work_done=SMS_2,signoff_reminder=SMS_3"
+    SMS_TEMPLATES = os.environ.get("SMS_TEMPLATES") or ""
+    SMS_MAX_PER_RECIPIENT_PER_DAY = _env_int("SMS_MAX_PER_RECIPIENT_PER_DAY", 5)
+    SMS_MAX_PER_DAY = _env_int("SMS_MAX_PER_DAY", 2000)
+    #: shared secret in the provider's reply-callback URL (residents replying "TD" opt out)
+    SMS_INBOUND_TOKEN = os.environ.get("SMS_INBOUND_TOKEN") or ""
+    ALIYUN_ACCESS_KEY_ID = os.environ.get("ALIYUN_ACCESS_KEY_ID") or ""
+    ALIYUN_ACCESS_KEY_SECRET = os.environ.get("ALIYUN_ACCESS_KEY_SECRET") or ""
+    ALIYUN_SMS_ENDPOINT = os.environ.get("ALIYUN_SMS_ENDPOINT") or "dysmsapi.aliyuncs.com"
+    ALIYUN_SMS_PROTOCOL = os.environ.get("ALIYUN_SMS_PROTOCOL") or "https"
+    TENCENT_SECRET_ID = os.environ.get("TENCENT_SECRET_ID") or ""
+    TENCENT_SECRET_KEY = os.environ.get("TENCENT_SECRET_KEY") or ""
+    TENCENT_SMS_APP_ID = os.environ.get("TENCENT_SMS_APP_ID") or ""
+    TENCENT_SMS_REGION = os.environ.get("TENCENT_SMS_REGION") or "ap-guangzhou"
+    TENCENT_SMS_ENDPOINT = os.environ.get("TENCENT_SMS_ENDPOINT") or "sms.tencentcloudapi.com"
+    TENCENT_SMS_PROTOCOL = os.environ.get("TENCENT_SMS_PROTOCOL") or "https"
+    #: community code → group robot, e.g. "C01=wecom:KEY;C02=dingtalk:TOKEN:SECRET;C03=feishu:TOKEN"
+    GROUP_ROBOTS = os.environ.get("GROUP_ROBOTS") or ""
+    WECOM_WEBHOOK_BASE = os.environ.get("WECOM_WEBHOOK_BASE") or "https://qyapi.weixin.qq.com"
+    DINGTALK_WEBHOOK_BASE = os.environ.get("DINGTALK_WEBHOOK_BASE") or "https://oapi.dingtalk.com"
+    FEISHU_WEBHOOK_BASE = os.environ.get("FEISHU_WEBHOOK_BASE") or "https://open.feishu.cn"
+    #: hours before an unanswered sign-off closes itself when the resident is reminded
+    SIGNOFF_REMINDER_HOURS = _env_int("SIGNOFF_REMINDER_HOURS", 24)
 
     PASSWORD_HASH_METHOD = "scrypt"
     #: reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none)

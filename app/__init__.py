@@ -158,6 +158,7 @@ def _import_models() -> None:
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
     import app.core.throttle  # noqa: F401
+    import app.hotline.models  # noqa: F401
     import app.notify.models  # noqa: F401
     import app.open311.models  # noqa: F401
     import app.org.models  # noqa: F401
@@ -198,6 +199,13 @@ def _register_blueprints(app: Flask) -> None:
         reports_cli,
     ):
         app.register_blueprint(blueprint)
+    from app.hotline.cli import bp as hotline_cli
+    from app.hotline.views import bp as hotline_bp
+    from app.notify.cli import bp as notify_cli
+
+    app.register_blueprint(hotline_bp)
+    app.register_blueprint(hotline_cli)
+    app.register_blueprint(notify_cli)
     # integrations authenticate with bearer tokens / api keys, not browser sessions
     from app.extensions import csrf
 

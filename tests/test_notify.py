@@ -103,8 +103,11 @@ def test_a_transition_succeeds_even_when_outbound_sending_would_fail(ctx, app, m
     assert case.state == "firm_dispatched"
     from app.core.timeutil import utcnow
 
-    result = notify.deliver_pending(utcnow() + timedelta(minutes=1))
-    assert result.retried >= 1 and result.sent == 0  # the mail will be tried again later
+    # (three days on: past any quiet hours, whenever the suite runs)
+    result = notify.deliver_pending(utcnow() + timedelta(days=3))
+    assert result.retried >= 1  # the mail will be tried again later
+    mails = db.session.scalars(select(OutboundMessage).where(OutboundMessage.channel == "smtp")).all()
+    assert mails and all(m.status == "pending" and "network unreachable" in m.last_error for m in mails)
     assert (
         db.session.scalar(
             select(Notification).where(Notification.user_id == user("firm1").id, Notification.case_id == case.id)
@@ -177,3 +180,25 @@ def test_misconfigured_channels_are_ignored(app, channels):
             assert [c.name for c in enabled_channels()] == ["log"]
         finally:
             app.config["NOTIFY_CHANNELS"] = "log"
+
+
+def test_a_savepoint_does_not_send_log_messages_of_a_later_rollback(ctx, caplog):
+    """A dry run (12345 import) releases savepoints per row and then rolls back: nothing is announced."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ksm.notify")
+    with db.session.begin_nested():
+        notify.notify([user("supervisor1")], "test", lambda: ("试运行消息", ""), now=NOW)
+    assert not any("试运行消息" in m for m in caplog.messages)
+    db.session.rollback()
+    assert not any("试运行消息" in m for m in caplog.messages)
+    notify.notify([user("supervisor1")], "test", lambda: ("真实消息", ""), now=NOW)
+    try:
+        with db.session.begin_nested():
+            notify.notify([user("supervisor1")], "test", lambda: ("撤销的消息", ""), now=NOW)
+            raise ValueError("this row fails")
+    except ValueError:
+        pass
+    db.session.commit()
+    assert any("真实消息" in m for m in caplog.messages)
+    assert not any("撤销的消息" in m for m in caplog.messages)  # its savepoint was rolled back

@@ -119,4 +119,9 @@ def init_admin(app) -> Admin:
     register_auth(admin)
     register_open311(admin)
     register_sla(admin)
+    from app.hotline.admin import register as register_hotline
+    from app.notify.admin import register as register_notify
+
+    register_hotline(admin)
+    register_notify(admin)
     return admin

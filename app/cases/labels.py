@@ -35,6 +35,7 @@ EVENT_KIND_LABELS = {
     "shelve_review": _l("Shelf review due"),
     "follow_up_invalid": _l("Follow-up marked invalid"),
     "follow_up_valid": _l("Follow-up marked valid again"),
+    "deadline_moved": _l("Deadline moved (calendar changed)"),
 }
 
 
@@ -109,9 +110,12 @@ PAYLOAD_LABELS = {
     "current_due_at": _l("Current deadline"),
     "proposed_due_at": _l("Proposed deadline"),
     "approved": _l("Decision"),
+    "previous_due_at": _l("Previous deadline"),
+    "previous_resolve_by": _l("Previous whole-case deadline"),
 }
 HIDDEN_PAYLOAD = {"firm_id", "assigned_from", "extra", "card", "request_id", "follow_up_id"}
 TIME_KEYS = {"step_due_at", "threshold_at", "due_at", "resolve_by", "review_at", "current_due_at", "proposed_due_at"}
+TIME_KEYS |= {"previous_due_at", "previous_resolve_by"}
 LEVEL_LABELS = {1: _l("Warning: near the deadline"), 2: _l("Yellow card: overdue"), 3: _l("Red card: long overdue")}
 
 

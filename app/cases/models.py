@@ -142,6 +142,21 @@ class Case(db.Model):
             postgresql_where=text("state <> 'closed'"),
             sqlite_where=text("state <> 'closed'"),
         ),
+        # an outside system's reference (e.g. "12345:<work-order number>"): importing twice creates nothing
+        Index(
+            "uq_case_external_ref",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
+        # residents to remind before an unanswered sign-off closes itself (every minute, a small range scan)
+        Index(
+            "ix_case_signoff_due",
+            "due_at",
+            postgresql_where=text("state = 'awaiting_signoff'"),
+            sqlite_where=text("state = 'awaiting_signoff'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -151,6 +166,7 @@ class Case(db.Model):
     urgency: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(32), default="registered")
     channel: Mapped[str] = mapped_column(String(16))
+    external_ref: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
 
     # where

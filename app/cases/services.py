@@ -29,6 +29,7 @@ from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, V
 from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
+from app.notify import resident as resident_messages
 from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
 from app.reports import facts
 from app.sla import services as sla
@@ -140,6 +141,8 @@ class Intake:
     longitude: float | str | None = None
     street: int | str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: an outside system's reference, unique (e.g. "12345:<work-order number>")
+    external_ref: str | None = None
 
 
 def _find(model, ref, *, by_name: bool = True):
@@ -330,6 +333,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         urgency=clean["urgency"],
         state="registered",
         channel=clean["channel"],
+        external_ref=(data.external_ref or None),
         description=clean["description"],
         street_id=clean["street"].id,
         community_id=compound.community_id if compound else None,
@@ -375,6 +379,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         },
     )
     facts.enter_step(case, None, now)
+    resident_messages.case_registered(case, now)  # the receipt by SMS (nothing without a mobile number)
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)

@@ -187,4 +187,7 @@ def seed_demo(with_cases: bool = True) -> dict[str, int]:
         from app.demo.cases import seed_demo_cases
 
         cases = seed_demo_cases(users)
+        from app.notify.resident import hold_demo_messages
+
+        hold_demo_messages()  # demo residents' numbers are made up: never text them
     return {"compounds": len(made["compound"]), "users": len(users), "cases": cases}

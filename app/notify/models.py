@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime
@@ -38,11 +39,19 @@ class Notification(db.Model):
 
 
 class OutboundMessage(db.Model):
-    """A notification to deliver through an outbound channel; retried until sent or given up."""
+    """A message to deliver through an outbound channel; retried until sent or given up.
+
+    Staff messages copy an inbox notification (``notification_id``); messages to residents (SMS) and to a
+    community's group robot have no inbox row and are rendered from ``kind`` and ``params`` when sent.
+    ``skipped`` messages were never sent on purpose (opt-out, quota) and say why in ``last_error``.
+    """
 
     __tablename__ = "outbound_message"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status_known"),
+        Index("ix_outbound_message_recipient_created", "recipient", "created_at"),
+        Index("ix_outbound_message_audience_created", "audience", "created_at"),
+        Index("ix_outbound_message_case_kind", "case_id", "kind"),
         Index(
             "ix_outbound_message_due",
             "next_attempt_at",
@@ -52,8 +61,13 @@ class OutboundMessage(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"), index=True)
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
+    #: staff (a user's copy of an inbox notification), resident (SMS) or group (a community's robot)
+    audience: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     recipient: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -63,3 +77,24 @@ class OutboundMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     notification = relationship("Notification")
+
+
+class SmsOptOut(db.Model):
+    """A resident's mobile number that must not receive messages (replied "TD", or asked at the window)."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class ChannelPreference(db.Model):
+    """The outbound channels a user wants (a comma-separated subset of the enabled ones; none: inbox only)."""
+
+    __tablename__ = "channel_preference"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    channels: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

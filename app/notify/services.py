@@ -23,8 +23,8 @@ from app.auth.models import User
 from app.core.bulk import insert_rows
 from app.core.timeutil import utcnow
 from app.extensions import db
-from app.notify.channels import CHANNELS, DeliveryError, enabled_channels
-from app.notify.models import Notification, OutboundMessage
+from app.notify.channels import CHANNELS, DeliveryError, Outgoing, enabled_channels, group_robots
+from app.notify.models import ChannelPreference, Notification, OutboundMessage
 
 log = logging.getLogger("ksm.notify")
 
@@ -40,14 +40,51 @@ def _locale_of(user: User) -> str:
     return user.locale if user.locale in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def next_working_moment(now: datetime) -> datetime:
+    """When a non-urgent staff message may go out: now in business hours, else the next business moment."""
+    from app.sla.calendar import CalendarError
+    from app.sla.services import load_calendar
+
+    try:
+        return load_calendar().add_business_minutes(now, 0)
+    except CalendarError:
+        return now
+
+
+def _urgent_cases(case_ids: Iterable[int | None]) -> set[int]:
+    from app.cases.models import Case
+
+    ids = {i for i in case_ids if i}
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(Case.id).where(Case.id.in_(ids), Case.urgency == "urgent")))
+
+
+def _preferences(users: Iterable[User]) -> dict[int, set[str]]:
+    """user id → the outbound channels the user chose (users without a choice get every enabled channel)."""
+    ids = {u.id for u in users}
+    if not ids:
+        return {}
+    rows = db.session.scalars(select(ChannelPreference).where(ChannelPreference.user_id.in_(ids)))
+    return {row.user_id: {c for c in row.channels.split(",") if c} for row in rows}
+
+
 def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
-    """Insert notifications and their outbox rows: a couple of statements whatever the number."""
+    """Insert notifications and their outbox rows: a few statements whatever the number.
+
+    Outbound copies of non-urgent messages wait for working time (quiet hours); messages about urgent
+    cases go at once. The inbox row is always written at once.
+    """
     if not rows:
         return 0
     channels = enabled_channels()
     queued = [c for c in channels if not c.immediate]
     ids = insert_rows(Notification, rows, return_ids=bool(queued))
     outbox = []
+    if queued:
+        chosen = _preferences(owners)
+        urgent = _urgent_cases(row["case_id"] for row in rows)
+        later = next_working_moment(now)
     for index, (user, row) in enumerate(zip(owners, rows, strict=True)):
         for channel in channels:
             address = channel.address_of(user)
@@ -58,20 +95,73 @@ def _insert(rows: list[dict], owners: list[User], now: datetime) -> int:
                 db.session.info.setdefault("immediate_sends", []).append(
                     (channel, address, row["title"], row["body"] or row["title"])
                 )
-            else:
+            elif user.id not in chosen or channel.name in chosen[user.id]:
                 outbox.append(
                     {
                         "notification_id": ids[index],
                         "channel": channel.name,
+                        "audience": "staff",
+                        "case_id": row["case_id"],
+                        "kind": row["kind"],
                         "recipient": address,
                         "status": "pending",
                         "attempts": 0,
-                        "next_attempt_at": now,
+                        "next_attempt_at": now if row["case_id"] in urgent else later,
                         "created_at": now,
                     }
                 )
     insert_rows(OutboundMessage, outbox)
     return len(rows)
+
+
+#: notification kinds that a community's group robot also receives (yellow and red cards)
+GROUP_KINDS = ("escalation_2", "escalation_3")
+
+
+def _queue_group_messages(items, now: datetime) -> None:
+    """Yellow and red cards also go to the community's staff group robot (when one is configured)."""
+    wanted = [(kind, render, case_id) for _users, kind, render, case_id in items if kind in GROUP_KINDS and case_id]
+    if not wanted:
+        return
+    robots = group_robots()
+    if not robots:
+        return
+    from app.cases.models import Case
+    from app.org.models import Community
+
+    codes = dict(
+        db.session.execute(
+            select(Case.id, Community.code)
+            .join(Community, Community.id == Case.community_id)
+            .where(Case.id.in_({case_id for _k, _r, case_id in wanted}))
+        ).all()
+    )
+    urgent = _urgent_cases(codes)
+    later = next_working_moment(now)
+    outbox, seen = [], set()
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        for kind, render, case_id in wanted:
+            code = codes.get(case_id)
+            if code not in robots or (case_id, kind) in seen:
+                continue
+            seen.add((case_id, kind))
+            title, body = render()
+            outbox.append(
+                {
+                    "notification_id": None,
+                    "channel": "robot",
+                    "audience": "group",
+                    "case_id": case_id,
+                    "kind": kind,
+                    "params": {"subject": title[:200], "body": body or ""},
+                    "recipient": code,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now if case_id in urgent else later,
+                    "created_at": now,
+                }
+            )
+    insert_rows(OutboundMessage, outbox)
 
 
 def notify(
@@ -108,6 +198,7 @@ class Bulk:
                 groups[_locale_of(user)].append(user)
             for locale, people in groups.items():
                 by_locale[locale].append((people, kind, render, case_id))
+        _queue_group_messages(self.items, now)
         rows, owners = [], []
         for locale, items in by_locale.items():
             with force_locale(locale):
@@ -227,11 +318,13 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
     ).all()
     for message in messages:
         channel_class = CHANNELS.get(message.channel)
-        notification = message.notification
         try:
+            outgoing = _outgoing(message, now)
+            if outgoing is None:
+                continue
             if channel_class is None:
                 raise DeliveryError(f"unknown channel {message.channel}")
-            channel_class().send(message.recipient, notification.title, notification.body or notification.title)
+            channel_class().deliver(message.recipient, outgoing)
         except Exception as error:  # noqa: BLE001 - any failure of a channel means "try again later"
             message.attempts += 1
             message.last_error = str(error)[:1000]
@@ -251,8 +344,37 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
     return result
 
 
+def _outgoing(message: OutboundMessage, now: datetime) -> Outgoing | None:
+    """What to send for an outbox row; None (and the row marked skipped) when it must not go out."""
+    if message.audience == "resident":
+        from app.notify import resident
+
+        if resident.is_opted_out(message.recipient):
+            message.status = "skipped"
+            message.last_error = "opted out"
+            return None
+        if resident.is_stale(message, now):
+            message.status = "skipped"
+            message.last_error = "not sent within 2 days; dropped as stale"
+            return None
+        return resident.render(message)
+    if message.notification_id is None:
+        params = message.params or {}
+        return Outgoing(params.get("subject", ""), params.get("body", ""), message.kind, {})
+    notification = message.notification
+    ref = notification.case.ref if notification.case_id and notification.case is not None else ""
+    return Outgoing(
+        notification.title,
+        notification.body or notification.title,
+        notification.kind,
+        {"ref": ref, "title": notification.title},
+    )
+
+
 @event.listens_for(Session, "after_commit")
 def _send_immediate(session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released: wait for the real commit (a dry run rolls everything back)
     for channel, address, title, body in session.info.pop("immediate_sends", []):
         try:
             channel.send(address, title, body)
@@ -260,7 +382,45 @@ def _send_immediate(session) -> None:
             log.exception("immediate notification to %s failed", address)
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session, transaction) -> None:
+    if transaction.nested:
+        # what was queued before this SAVEPOINT survives its rollback; what comes after does not
+        session.info.setdefault("immediate_marks", {})[id(transaction)] = len(session.info.get("immediate_sends", []))
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_immediate(session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop("immediate_sends", None)
+        session.info.pop("immediate_marks", None)
+        return
+    mark = session.info.get("immediate_marks", {}).pop(id(previous_transaction), None)
+    if previous_transaction.nested and mark is not None and "immediate_sends" in session.info:
+        del session.info["immediate_sends"][mark:]
+
+
+# ---------------------------------------------------------------------------------------- preferences
+
+
+def chosen_channels(user, available: Iterable[str]) -> list[str]:
+    """The user's outbound channels among ``available`` (all of them until the user chooses)."""
+    row = db.session.get(ChannelPreference, user.id)
+    available = list(available)
+    if row is None:
+        return available
+    picked = {c for c in row.channels.split(",") if c}
+    return [c for c in available if c in picked]
+
+
+def set_preferences(user, channels: Iterable[str], now: datetime | None = None) -> None:
+    """Keep ``channels`` as the user's outbound channels (an empty list: the inbox only)."""
+    from app.notify.channels import PERSONAL_CHANNELS
+
+    value = ",".join(sorted({c for c in channels if c in PERSONAL_CHANNELS}))
+    row = db.session.get(ChannelPreference, user.id)
+    if row is None:
+        db.session.add(ChannelPreference(user_id=user.id, channels=value, updated_at=now or utcnow()))
+    else:
+        row.channels, row.updated_at = value, now or utcnow()
+    db.session.flush()

@@ -21,6 +21,40 @@ UNIT_LABELS = {
 }
 
 
+class RetimesCases:
+    """Screens whose changes move working time: open cases are re-timed in the same transaction."""
+
+    retime_reason = _l("The working calendar was changed.")
+
+    def _snapshot(self):
+        from flask import g
+
+        from app.sla.retime import snapshot_calendar
+
+        g.ksm_calendar_before = snapshot_calendar()
+
+    def create_model(self, form):
+        self._snapshot()
+        return super().create_model(form)
+
+    def update_model(self, form, model):
+        self._snapshot()
+        return super().update_model(form, model)
+
+    def delete_model(self, model):
+        self._snapshot()
+        return super().delete_model(model)
+
+    def retime(self):
+        from flask import g
+
+        from app.sla.retime import retime_after_change
+
+        before = g.pop("ksm_calendar_before", None)
+        if before is not None:
+            retime_after_change(before, str(self.retime_reason), actor=current_user)
+
+
 class PolicyView(SecureModelView):
     can_create = False
     can_delete = False
@@ -59,7 +93,9 @@ class PolicyView(SecureModelView):
         model.updated_at = utcnow()
 
 
-class BusinessHoursView(SecureModelView):
+class BusinessHoursView(RetimesCases, SecureModelView):
+    retime_reason = _l("The business hours were changed.")
+
     can_create = False
     can_delete = False
     can_export = False
@@ -82,9 +118,12 @@ class BusinessHoursView(SecureModelView):
         except CalendarError as error:
             raise ValidationError(str(error)) from None
         model.updated_at = utcnow()
+        self.retime()
 
 
-class OverrideView(SecureModelView):
+class OverrideView(RetimesCases, SecureModelView):
+    retime_reason = _l("A holiday override was added, changed or deleted.")
+
     column_list = ("day", "is_working", "note", "created_at")
     column_labels = {
         "day": _l("Date"),
@@ -107,9 +146,27 @@ class OverrideView(SecureModelView):
     def on_model_change(self, form, model, is_created):
         if is_created:
             model.created_by_id = current_user.id
+        self.retime()
+
+    def on_model_delete(self, model):
+        from dataclasses import replace
+
+        from flask import g
+
+        from app.sla.retime import retime_open_cases
+
+        before = g.pop("ksm_calendar_before", None)
+        if before is None:
+            return
+        overrides = {day: working for day, working in before.overrides.items() if day != model.day}
+        after = replace(before, overrides=overrides, missing_years=set())
+        if before.is_working_day(model.day) != after.is_working_day(model.day):
+            retime_open_cases(before, after, str(self.retime_reason), days=(model.day, model.day), actor=current_user)
 
 
-class YearView(SecureModelView):
+class YearView(RetimesCases, SecureModelView):
+    retime_reason = _l("A year's holiday schedule was confirmed.")
+
     can_edit = False
     column_list = ("year", "note", "confirmed_at")
     column_labels = {"year": _l("Year"), "note": _l("Note"), "confirmed_at": _l("Confirmed")}
@@ -131,6 +188,7 @@ class YearView(SecureModelView):
                 _("The schedule for %(year)d is already published in the calendar package.", year=model.year)
             )
         model.confirmed_by_id = current_user.id
+        self.retime()
 
 
 def register(admin) -> None:

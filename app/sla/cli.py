@@ -39,7 +39,10 @@ def sweep_command(now_text, batch):
     from app.sla.services import run_sweep
 
     now = _instant(now_text)
+    from app.notify.resident import queue_signoff_reminders
+
     result = run_sweep(now, batch=batch)
+    queue_signoff_reminders(now)
     deliver_pending(now)
     db.session.commit()
     click.echo(
@@ -123,3 +126,47 @@ def calendar_show(year):
         if year not in calendar.missing_years:
             click.echo(_("warning: no published holiday schedule for %(year)d.", year=year), err=True)
     sys.stdout.flush()
+
+
+@calendar_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def calendar_import(path):
+    """Import a year's holiday schedule (holiday-cn JSON, or CSV: date,off|work,name), confirm the year
+    and re-time the open cases whose deadlines it moves."""
+    from app.core.errors import ValidationError
+    from app.sla.retime import import_schedule
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        result = import_schedule(data, path.rsplit("/", 1)[-1], _cli_actor())
+        db.session.commit()
+    except ValidationError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        _(
+            "%(year)d: %(added)d days added, %(changed)d changed, %(unchanged)d already so.",
+            year=result.year,
+            added=result.added,
+            changed=result.changed,
+            unchanged=result.unchanged,
+        )
+    )
+    if result.confirmed:
+        click.echo(_("The %(year)d schedule is now confirmed.", year=result.year))
+    click.echo(
+        _(
+            "Open cases examined: %(examined)d; deadlines moved: %(moved)d.",
+            examined=result.retimed.examined,
+            moved=len(result.retimed.moved),
+        )
+    )
+    for ref in result.retimed.moved:
+        click.echo(f"  {ref}")
+
+
+def _cli_actor():
+    from app.cases.actors import SYSTEM_ACTOR
+
+    return SYSTEM_ACTOR

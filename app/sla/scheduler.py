@@ -38,6 +38,9 @@ def run_jobs(app) -> None:
                     result.auto_closed,
                     result.case_overdue,
                 )
+            from app.notify.resident import queue_signoff_reminders
+
+            queue_signoff_reminders()
             delivery = deliver_pending()
             db.session.commit()
             if delivery.sent or delivery.failed or delivery.retried:

@@ -299,6 +299,10 @@ def notify_transition(case: Case, event: CaseEvent) -> None:
             _("%(action)s — %(note)s", action=L.trigger_label(trigger), note=note or case.description[:200]),
         )
 
+    if trigger in ("firm_complete", "resolve_on_site"):
+        from app.notify import resident
+
+        resident.work_done(case, event.created_at)  # "please confirm", with the sign-off link and code
     if trigger in ("route", "dispatch_to_firm", "branch_approve", "refer_to_branch"):
         notify.notify(notify.handlers_for(case), "new_work", new_work, case_id=case.id, now=event.created_at)
     elif trigger == "firm_return":
