@@ -132,10 +132,11 @@ def build(user, period: Period, group: str = "community") -> dict[str, Any]:
     """
     indicators.get_slice(group)
     communities = indicators.compute(user, period, "community")
-    firms = indicators.compute(user, period, "firm", with_backlog=False)
-    categories = indicators.compute(user, period, "category", with_backlog=False)
+    # the rankings and the mix show no handling-time percentile and no backlog: not computed for them
+    firms = indicators.compute(user, period, "firm", with_backlog=False, with_p90=group == "firm")
+    categories = indicators.compute(user, period, "category", with_backlog=False, with_p90=group == "category")
     detail = {"community": communities, "firm": firms, "category": categories}.get(group) or indicators.compute(
-        user, period, group
+        user, period, group, with_backlog=False
     )
     total = communities.total
 

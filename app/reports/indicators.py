@@ -651,6 +651,7 @@ def compute(
     only: Any = None,
     now: datetime | None = None,
     with_backlog: bool = True,
+    with_p90: bool = True,
     live: bool = False,
 ) -> Report:
     """Every figure of ``period`` per value of the slice, over the facts ``user`` may see.
@@ -660,7 +661,7 @@ def compute(
     (``live`` forces the facts). Raises :class:`ValidationError` for an unknown slice.
     """
     return compute_series(
-        user, [period], slice_name, only=only, now=now, with_backlog=with_backlog, with_p90=True, live=live
+        user, [period], slice_name, only=only, now=now, with_backlog=with_backlog, with_p90=with_p90, live=live
     )[0]
 
 
