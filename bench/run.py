@@ -44,10 +44,22 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--fire-cases", type=int, default=100)
+    parser.add_argument(
+        "--only-reports", action="store_true", help="re-run only the supervisors' pages; keep the other results"
+    )
     args = parser.parse_args()
     logging.disable(logging.INFO)  # the log channel would print every notification
     RAW.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine(), "date": dt.date.today().isoformat()}
+    if args.only_reports:
+        from bench import bench_reports
+
+        results = {**json.loads((RAW / "results.json").read_text()), **results}
+        results["reports_pg"] = bench_reports.run(make_app(BENCH_PG))
+        (RAW / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        OUT.write_text(render(results))
+        print(f"wrote {OUT}")
+        return
 
     pg = make_app(BENCH_PG)
     if not args.skip_generate or _case_count(pg) < args.cases:

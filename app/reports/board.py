@@ -171,13 +171,13 @@ def build(user, now: datetime | None = None) -> Board:
     since = stuck_since(now, days)
     stuck = _cases(
         select(Case)
-        .where(scope_clause(user, Case), Case.state != "closed", Case.updated_at < since, Case.shelved.is_(False))
+        .where(scope_clause(user, Case), Case.state != "closed", Case.updated_at < since, ~Case.shelved)
         .order_by(Case.updated_at, Case.id)
         .limit(LIST_LIMIT)
     )
     shelved = _cases(
         select(Case)
-        .where(scope_clause(user, Case), Case.shelved.is_(True))
+        .where(scope_clause(user, Case), Case.shelved)  # "shelved", not "IS TRUE": the partial index matches
         .order_by(Case.shelve_review_at, Case.id)
         .limit(LIST_LIMIT)
     )

@@ -115,10 +115,12 @@ def build(user, month: str | None, *, now: datetime | None = None) -> Bulletin:
     if period.kind != "month":
         raise ValidationError(_("A bulletin is for one month, such as 2026-11."), field="month")
     previous = indicators.previous_month(period)
-    communities = indicators.compute(user, period, "community", now=now)
-    previous_communities = indicators.compute(user, previous, "community", now=now, with_backlog=False)
-    firms = indicators.compute(user, period, "firm", now=now, with_backlog=False)
-    previous_firms = indicators.compute(user, previous, "firm", now=now, with_backlog=False)
+    # the bulletin shows the average handling time, not the percentile
+    quick = {"now": now, "with_backlog": False, "with_p90": False}
+    communities = indicators.compute(user, period, "community", now=now, with_p90=False)
+    previous_communities = indicators.compute(user, previous, "community", **quick)
+    firms = indicators.compute(user, period, "firm", **quick)
+    previous_firms = indicators.compute(user, previous, "firm", **quick)
     bulletin = Bulletin(
         period=period,
         previous=previous,
