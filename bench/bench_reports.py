@@ -109,7 +109,15 @@ def run(app=None) -> dict:
         db.session.execute(text("DELETE FROM rollup_month"))
         db.session.execute(text("DELETE FROM fact_rollup"))
         db.session.commit()
-    result: dict = {"counts": counts, "month": current, "previous": previous, "pages": {}}
+    import os
+
+    result: dict = {
+        "counts": counts,
+        "month": current,
+        "previous": previous,
+        "pages": {},
+        "load_before": os.getloadavg()[0],
+    }
     street = _client(app, "street1")
     community = _client(app, "supervisor1")
     pages = result["pages"]
@@ -152,6 +160,7 @@ def run(app=None) -> dict:
     pages["firm ranking · frozen"] = _time(street, f"/reports/ratings?month={previous}", 20)
     pages["bulletin · street · xlsx"] = _time(street, f"/reports/bulletin.xlsx?month={previous}", 5)
     pages["bulletin · street · page"] = _time(street, f"/reports/bulletin?month={previous}", 5)
+    result["load_after"] = os.getloadavg()[0]
     result["plans"] = {
         "dashboard": _plans(app, street, f"/reports/dashboard?period={current}"),
         "board": _plans(app, street, "/board", top=2),
@@ -168,7 +177,9 @@ def render(r: dict) -> str:
         f"Database: {counts['case']:,} cases with {counts['fact_step']:,} step facts, {counts['fact_action']:,} "
         f"cards and {counts['follow_up']:,} follow-ups (`bench/generate.py`). Each page through the Flask test "
         "client as a signed-in user (`street1`: the street, everything; `supervisor1`: one of three communities); "
-        f"this month is {r['month']}, last month {r['previous']}. Times in ms.",
+        f"this month is {r['month']}, last month {r['previous']}. Times in ms. Load average of the machine "
+        f"(2 cores) at the start and the end of the run: {r.get('load_before', 0):.1f} / {r.get('load_after', 0):.1f} "
+        "— other work was running, so these are upper bounds.",
         "",
         "| page | runs | p50 | p95 | mean | max |",
         "|---|---|---|---|---|---|",
