@@ -21,21 +21,11 @@ from sqlalchemy import delete, func, insert, literal, select, union_all
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.reports import indicators
+from app.reports.facts import SLICE_NAMES
 from app.reports.indicators import Period
 from app.reports.models import COUNTERS, RollupMonth, StepFact, fact_rollup
 
-SLICE_COLUMNS = (
-    "street_id",
-    "community_id",
-    "compound_id",
-    "grid_id",
-    "grid_worker_id",
-    "firm_id",
-    "branch_id",
-    "category_id",
-    "urgency",
-    "intake_channel",
-)
+SLICE_COLUMNS = SLICE_NAMES  # one row per combination of these
 
 
 def max_age() -> timedelta:
