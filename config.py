@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -58,6 +59,11 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    #: "keep me signed in" lasts this long from the sign-in (absolute; the cookie rotates on each use)
+    REMEMBER_COOKIE_DURATION = timedelta(days=_env_int("REMEMBER_DAYS", 14))
+    #: a sign-in without "keep me signed in" ends server-side after this many hours at the latest
+    SESSION_MAX_HOURS = _env_int("SESSION_MAX_HOURS", 12)
 
     BOOTSTRAP_SERVE_LOCAL = True  # never a CDN: the product works offline
 

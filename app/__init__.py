@@ -73,13 +73,24 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
 
     _import_models()
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        from app.auth.models import User
-        from app.core.params import parse_id
+    # "basic": a session whose client fingerprint changes is marked non-fresh, not dropped — grid
+    # workers' phones change networks all day. Stolen or outdated sessions are ended server-side instead
+    # (app/auth/sessions.py: per-user stamp + per-session row checked on every request).
+    login_manager.session_protection = "basic"
 
-        user = db.session.get(User, parse_id(user_id)) if parse_id(user_id) else None
-        return user if user is not None and user.is_active else None
+    @login_manager.user_loader
+    def load_user(login_id: str):
+        from app.auth.sessions import load_user as load_session_user
+
+        return load_session_user(login_id)
+
+    from flask_login import user_loaded_from_cookie
+
+    @user_loaded_from_cookie.connect_via(app)
+    def _rotate_remember_cookie(_sender, user, **_extra):
+        from app.auth.sessions import rotate_remembered
+
+        rotate_remembered(user)
 
     _register_blueprints(app)
     _register_template_helpers(app)
@@ -154,6 +165,7 @@ def _configure_sqlite(app: Flask) -> None:
 def _import_models() -> None:
     """Import every model module so metadata and Alembic see all tables."""
     import app.api.models  # noqa: F401
+    import app.audit.models  # noqa: F401
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401

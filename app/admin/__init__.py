@@ -47,16 +47,56 @@ class SecureIndexView(SecureMixin, AdminIndexView):
         return self.render("admin/app_index.html")
 
 
+class AdminForm(FlaskForm):
+    """A CSRF-protected admin form that remembers the edited object.
+
+    Flask-Admin's ``Unique`` validator compares the row it finds with ``form._obj``; plain ``FlaskForm``
+    does not keep it, so every edit of a row with a unique column (a user's username, a category's
+    code) was refused with "already exists".
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._obj = kwargs.get("obj", args[1] if len(args) > 1 else None)
+        super().__init__(*args, **kwargs)
+
+
 class SecureModelView(SecureMixin, ModelView):
     """A CSRF-protected model screen with friendly integrity messages."""
 
-    form_base_class = FlaskForm
+    form_base_class = AdminForm
     page_size = 50
     can_view_details = True
     can_export = True
     export_types = ["csv"]
     create_modal = False
     edit_modal = False
+
+    def _on_model_change(self, form, model, is_created):
+        """Run the view's own checks, then write the change to the audit log (same transaction)."""
+        changes = {} if is_created else _changed_fields(model)
+        super()._on_model_change(form, model, is_created)
+        from app.audit.services import record_audit
+        from app.extensions import db
+
+        if is_created:
+            db.session.flush()
+        record_audit(
+            current_user._get_current_object(),
+            audit_action(model, "created" if is_created else "changed"),
+            target=model,
+            details={"table": model.__tablename__, "changes": changes} if changes else {"table": model.__tablename__},
+        )
+
+    def delete_model(self, model):
+        from app.audit.services import record_audit
+
+        record_audit(
+            current_user._get_current_object(),
+            audit_action(model, "deleted"),
+            target=model,
+            details={"table": model.__tablename__},
+        )
+        return super().delete_model(model)
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, IntegrityError):
@@ -77,6 +117,43 @@ class SecureModelView(SecureMixin, ModelView):
         return super().handle_view_exception(exc)
 
 
+#: configuration tables: a change is a "config.changed" line; other tables get "<table>.<verb>"
+CONFIG_TABLES = {"category", "time_limit_policy", "business_hours", "holiday_override", "calendar_year"}
+_SECRET_HINTS = ("hash", "password", "secret", "token", "phone", "stamp")
+
+
+def audit_action(model, verb: str) -> str:
+    table = model.__tablename__
+    return "config.changed" if table in CONFIG_TABLES else f"{table}.{verb}"
+
+
+def _changed_fields(model) -> dict[str, list[str | None]]:
+    """``{field: [old, new]}`` for the columns about to change; secrets and phones shown as ``***``."""
+    from sqlalchemy import inspect as sa_inspect
+
+    changes: dict[str, list[str | None]] = {}
+    state = sa_inspect(model)
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if any(hint in attr.key for hint in _SECRET_HINTS):
+            changes[attr.key] = ["***", "***"]
+        else:
+            changes[attr.key] = [None if old is None else str(old)[:100], None if new is None else str(new)[:100]]
+    for rel in state.mapper.relationships:
+        if rel.direction.name != "MANYTOONE" or rel.key in changes:
+            continue
+        history = state.attrs[rel.key].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            changes[rel.key] = [None if old is None else str(old)[:100], None if new is None else str(new)[:100]]
+    return changes
+
+
 def revoke_selected(model, ids) -> int:
     """Set ``revoked_at`` on the selected rows of ``model`` (tokens, keys) and commit; returns how many."""
     from app.core.params import parse_id
@@ -84,10 +161,19 @@ def revoke_selected(model, ids) -> int:
     from app.extensions import db
 
     wanted = [i for i in (parse_id(raw) for raw in ids) if i is not None]
+    from app.audit.services import record_audit
+
     rows = db.session.scalars(select(model).where(model.id.in_(wanted))).all()
     now = utcnow()
     for row in rows:
-        row.revoked_at = row.revoked_at or now
+        if row.revoked_at is None:
+            row.revoked_at = now
+            record_audit(
+                current_user._get_current_object(),
+                f"{model.__tablename__}.revoked".replace("api_token", "token"),
+                target=row,
+                details={"prefix": row.prefix},
+            )
     db.session.commit()
     return len(rows)
 
