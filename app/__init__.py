@@ -95,6 +95,10 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
     _register_blueprints(app)
     _register_template_helpers(app)
 
+    from app.core import hygiene
+
+    hygiene.init_app(app)
+
     from app.main.views import register_error_handlers
 
     register_error_handlers(app)
