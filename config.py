@@ -81,6 +81,7 @@ class Config:
     SMTP_SENDER = os.environ.get("SMTP_SENDER") or "noreply@ksm.local"
 
     PASSWORD_HASH_METHOD = "scrypt"
+    HSTS_SECONDS = 0  # production: a year (ProductionConfig)
     #: reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none)
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
 
@@ -114,6 +115,9 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     """Behind gunicorn. Refuses the development secret key (see :func:`check_production`)."""
+
+    #: Strict-Transport-Security max-age (0 turns it off, e.g. while TLS is not yet set up)
+    HSTS_SECONDS = _env_int("HSTS_SECONDS", 31536000)
 
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)

@@ -95,9 +95,10 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
     _register_blueprints(app)
     _register_template_helpers(app)
 
-    from app.core import hygiene
+    from app.core import headers, hygiene
 
     hygiene.init_app(app)
+    headers.init_app(app)
 
     from app.main.views import register_error_handlers
 

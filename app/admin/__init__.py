@@ -188,11 +188,14 @@ def validate_code(_form, field) -> None:
 
 def init_admin(app) -> Admin:
     """Create the administration screens for ``app`` and register every feature's views."""
+    from app.core.headers import csp_nonce
+
     admin = Admin(
         app,
         name=_l("Administration"),
         index_view=SecureIndexView(name=_l("Overview"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/app_base.html", fluid=True),
+        csp_nonce_generator=csp_nonce,  # its few inline scripts carry this request's nonce
     )
     from app.auth.admin import register as register_auth
     from app.cases.admin import register as register_cases
