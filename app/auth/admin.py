@@ -17,6 +17,7 @@ from app.audit.services import record_audit
 from app.auth import roles, services, sessions
 from app.auth.models import ApiToken, User
 from app.core.errors import DomainError
+from app.core.params import parse_id
 from app.core.timeutil import utcnow
 from app.extensions import db
 
@@ -128,7 +129,7 @@ class UserView(SecureModelView):
 
     @action("unlock", _l("Unlock"), _l("Unlock the selected accounts?"))
     def action_unlock(self, ids):
-        users = db.session.scalars(select(User).where(User.id.in_([int(i) for i in ids]))).all()
+        users = db.session.scalars(select(User).where(User.id.in_([i for i in map(parse_id, ids) if i]))).all()
         for user in users:
             services.unlock_user(user)
             record_audit(current_user._get_current_object(), "user.unlocked", target=user)
