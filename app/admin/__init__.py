@@ -291,6 +291,7 @@ def init_admin(app) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/app_base.html", fluid=True),
         csp_nonce_generator=csp_nonce,  # its few inline scripts carry this request's nonce
     )
+    from app.audit.admin import register as register_audit
     from app.auth.admin import register as register_auth
     from app.cases.admin import register as register_cases
     from app.open311.admin import register as register_open311
@@ -300,6 +301,7 @@ def init_admin(app) -> Admin:
     register_org(admin)
     register_cases(admin)
     register_auth(admin)
+    register_audit(admin)
     register_open311(admin)
     register_sla(admin)
     return admin
