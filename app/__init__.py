@@ -129,6 +129,9 @@ def select_locale() -> str:
 
 
 def _configure_logging(app: Flask) -> None:
+    from app.core.redact import install
+
+    install()  # residents' phone numbers are masked in every log record
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -192,6 +195,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.notify.views import bp as notify_bp
     from app.open311.views import bp as open311_bp
     from app.org.cli import bp as org_cli
+    from app.privacy.views import bp as privacy_bp
     from app.sla.cli import bp as sla_cli
     from app.sla.views import bp as sla_bp
 
@@ -203,6 +207,7 @@ def _register_blueprints(app: Flask) -> None:
         cases_bp,
         sla_bp,
         notify_bp,
+        privacy_bp,
         api_bp,
         open311_bp,
         org_cli,

@@ -296,12 +296,14 @@ def init_admin(app) -> Admin:
     from app.cases.admin import register as register_cases
     from app.open311.admin import register as register_open311
     from app.org.admin import register as register_org
+    from app.privacy.admin import register as register_privacy
     from app.sla.admin import register as register_sla
 
     register_org(admin)
     register_cases(admin)
     register_auth(admin)
     register_audit(admin)
+    register_privacy(admin)
     register_open311(admin)
     register_sla(admin)
     return admin

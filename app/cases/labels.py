@@ -33,6 +33,7 @@ EVENT_KIND_LABELS = {
     "unshelve": _l("Unshelved"),
     "link": _l("Linked"),
     "shelve_review": _l("Shelf review due"),
+    "phone_revealed": _l("Resident's phone revealed"),
 }
 
 

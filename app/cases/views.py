@@ -14,7 +14,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.auth import roles
 from app.auth.models import User
-from app.auth.permissions import role_required
+from app.auth.permissions import can_see_resident_phone, role_required
 from app.cases import attachments as attachment_store
 from app.cases import labels as L
 from app.cases import queries, services
@@ -204,7 +204,7 @@ def render_case(
     can_reassign = current_user.role in services.REASSIGN_ROLES and case.state != "closed"
     if can_reassign and reassign_form is None:
         reassign_form = _reassign_form(case)
-    show_phone = current_user.role != roles.PROPERTY_MANAGER
+    show_phone = can_see_resident_phone(current_user, case)
     return render_template(
         "cases/show.html",
         case=case,
