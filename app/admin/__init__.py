@@ -121,6 +121,8 @@ class SecureModelView(SecureMixin, ModelView):
                         high=high,
                     ),
                 )
+        if request.endpoint and request.endpoint.endswith(".ajax_update") and not request.form.get("list_form_pk"):
+            abort(400)  # Flask-Admin would read the missing key and answer 500
         ids = request.args.getlist("id") + (request.form.getlist("id") if request.method == "POST" else [])
         if self._int_pk() and any(parse_id(value) is None for value in ids if value != ""):
             abort(404)
