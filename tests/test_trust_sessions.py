@@ -325,3 +325,19 @@ def test_token_revocation_is_immediate_and_last_use_shown(app):
         assert db.session.get(ApiToken, token_id).revoked_at is not None
         line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "token.revoked"))
         assert line.actor_name == "clerk1" and "hotline" in line.target_label
+
+
+def test_ended_sessions_are_forgotten_after_a_day(app):
+    client = app.test_client()
+    _login(client, "grid3")
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/profile")})
+    with app.app_context():
+        grid3 = db.session.scalar(select(User.id).where(User.username == "grid3"))
+        db.session.execute(
+            update(LoginSession).where(LoginSession.user_id == grid3).values(revoked_at=utcnow() - timedelta(days=2))
+        )
+        db.session.commit()
+    _login(client, "grid3")
+    with app.app_context():
+        rows = db.session.scalars(select(LoginSession).where(LoginSession.user_id == grid3)).all()
+        assert len(rows) == 1 and rows[0].revoked_at is None

@@ -99,3 +99,40 @@ def test_codes_and_digits_are_compared_in_constant_time(ctx, monkeypatch):
     assert services.case_for_signoff_token(case.signoff_token).id == case.id
     assert calls[-1] == (case.signoff_token.encode(), case.signoff_token.encode())
     assert not throttle.same_secret("1234", "1235") and not throttle.same_secret(None, "1234")
+
+
+def test_old_counters_are_pruned_and_sign_in_spraying_is_throttled(ctx, app):
+    from datetime import timedelta
+
+    from app.core.throttle import Throttle
+
+    now = utcnow()
+    throttle.failed(throttle.TRACK, "192.0.2.77", "KSM-OLD", now=now - timedelta(days=2))
+    assert db.session.get(Throttle, "track:c:192.0.2.77") is not None
+    assert throttle.prune(now) >= 2
+    assert db.session.get(Throttle, "track:c:192.0.2.77", populate_existing=True) is None
+    for _n in range(throttle.LOGIN.per_client):
+        throttle.failed(throttle.LOGIN, "192.0.2.78", now=now)
+    assert throttle.check(throttle.LOGIN, "192.0.2.78", now=now)
+
+
+def test_login_from_a_spraying_address_is_refused_with_429(app):
+    from tests.conftest import csrf_token as token_of
+
+    with app.app_context():
+        for _ in range(throttle.LOGIN.per_client):
+            throttle.failed(throttle.LOGIN, "203.0.113.99")
+        db.session.commit()
+    client = app.test_client()
+    response = client.post(
+        "/login",
+        data={"username": "clerk1", "password": "Demo@2026", "csrf_token": token_of(client)},
+        environ_base={"REMOTE_ADDR": "203.0.113.99"},
+    )
+    assert response.status_code == 429
+    other = client.post(
+        "/login",
+        data={"username": "clerk1", "password": "Demo@2026", "csrf_token": token_of(client)},
+        environ_base={"REMOTE_ADDR": "203.0.113.100"},
+    )
+    assert other.status_code == 302

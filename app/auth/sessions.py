@@ -22,7 +22,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request, session
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.auth.models import LoginSession, User, new_stamp
 from app.core.params import parse_id
@@ -52,6 +52,15 @@ def start_session(user: User, *, remember: bool = False, expires_at: datetime | 
     """
     now = utcnow()
     ip, agent = _client()
+    # the user's ended sessions are kept a day (for the profile page), then forgotten
+    db.session.execute(
+        delete(LoginSession)
+        .where(
+            LoginSession.user_id == user.id,
+            (LoginSession.expires_at < now - timedelta(days=1)) | (LoginSession.revoked_at < now - timedelta(days=1)),
+        )
+        .execution_options(synchronize_session=False)
+    )
     row = LoginSession(
         user_id=user.id,
         token=secrets.token_urlsafe(24),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -20,9 +19,8 @@ from app.extensions import db
 
 bp = Blueprint("auth", __name__)
 
-#: failed sign-ins allowed per IP address (password spraying across accounts); accounts lock on their own
-LOGIN_IP_LIMIT = 30
-LOGIN_IP_WINDOW = timedelta(minutes=15)
+# failed sign-ins per client address (password spraying across accounts): throttle.LOGIN; accounts
+# lock on their own (services.authenticate)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -41,17 +39,16 @@ def login():
         return redirect(url_for("main.index"))
     form = LoginForm()
     status = 200
-    ip_key = f"login:ip:{request.remote_addr}"
     if request.method == "POST" and not form.validate_on_submit():
         status = 400
-    elif request.method == "POST" and throttle.blocked(ip_key, LOGIN_IP_LIMIT, LOGIN_IP_WINDOW):
+    elif request.method == "POST" and throttle.check(throttle.LOGIN, request.remote_addr):
         form.password.errors.append(_("Too many failed sign-ins from this address. Try again in 15 minutes."))
         status = 429
     elif request.method == "POST":
         try:
             user = services.authenticate(form.username.data, form.password.data)
         except services.LoginRefused as refused:
-            throttle.record_failure(ip_key, LOGIN_IP_WINDOW)
+            throttle.failed(throttle.LOGIN, request.remote_addr)
             record_audit(
                 None,
                 "login.locked" if refused.locked else "login.failed",

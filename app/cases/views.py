@@ -428,7 +428,7 @@ def resident_signoff(token: str):
     try:
         case = services.case_for_signoff_token(token)
     except DomainError:
-        throttle.failed(throttle.SIGNOFF, request.remote_addr, token[:40])
+        throttle.failed(throttle.SIGNOFF, request.remote_addr)  # a code is its own target: count the client
         db.session.commit()
         return render_template("cases/resident_invalid.html"), 404
     errors, values, status = {}, {}, 200

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -110,6 +111,8 @@ def check(guard: Guard, client: str, target: str | None = None, now: datetime | 
 def failed(guard: Guard, client: str, target: str | None = None, now: datetime | None = None) -> None:
     """Count one wrong try of ``client`` (on ``target``) and set the resulting waits. Flushes."""
     now = now or utcnow()
+    if secrets.randbelow(100) == 0:  # now and then, forget what no longer matters
+        prune(now)
     per_client, per_target = _keys(guard, client, target)
     count = record_failure(per_client, guard.window, now)
     if count >= guard.per_client:
@@ -147,6 +150,18 @@ def same_secret(expected: str | None, given: str | None) -> bool:
     if not expected or given is None:
         return False
     return hmac.compare_digest(str(expected).encode(), str(given).strip().encode())
+
+
+def prune(now: datetime | None = None, keep: timedelta = timedelta(days=1)) -> int:
+    """Delete counters whose window and wait are long over; returns how many."""
+    now = now or utcnow()
+    result = db.session.execute(
+        delete(Throttle).where(
+            Throttle.window_start < now - keep,
+            (Throttle.blocked_until.is_(None)) | (Throttle.blocked_until < now),
+        )
+    )
+    return result.rowcount or 0
 
 
 def _block(key: str, until: datetime) -> None:
