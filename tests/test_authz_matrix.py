@@ -131,6 +131,7 @@ EXPECTED: dict[str, Route] = {
     "api.fire_transition": api("POST", "/api/v1/cases/{ref}/transitions", case=True, data={}),
     "api.add_note": api("POST", "/api/v1/cases/{ref}/notes", case=True, data={}),
     "api.upload_attachment": api("POST", "/api/v1/cases/{ref}/attachments", case=True, data={}),
+    "api.reveal_phone": api("POST", "/api/v1/cases/{ref}/phone-reveals", case=True, data={}, allowed=FIRM),
     "api.list_categories": api("GET", "/api/v1/categories"),
     "api.organisation": api("GET", "/api/v1/organisation"),
     "api.rates": api("GET", "/api/v1/rates"),

@@ -168,3 +168,23 @@ def test_a_phone_in_any_log_line_is_masked(app, caplog):
     assert PHONE not in text and "139 1234 8765" not in text and text.count("139****8765") == 3
     assert mask_phones("工单 KSM-20261201-0001，电话 13812345678。") == "工单 KSM-20261201-0001，电话 138****5678。"
     assert mask_phones("ref 20261201123456789") == "ref 20261201123456789"  # longer digit runs are not phones
+
+
+def test_api_reveal_for_firms_with_a_reason(client, app):
+    from app.auth.services import create_token
+
+    ref = make_case("firm_processing", resident_phone=PHONE)
+    with app.app_context():
+        _t, firm = create_token(user("firm1"), "t")
+        _t, grid = create_token(user("grid1"), "t")
+        db.session.commit()
+    url = f"/api/v1/cases/{ref}/phone-reveals"
+    missing = client.post(url, json={}, headers={"Authorization": f"Bearer {firm}"})
+    assert missing.status_code == 422 and missing.get_json()["error"]["field"] == "reason"
+    shown = client.post(url, json={"reason": "约上门维修时间"}, headers={"Authorization": f"Bearer {firm}"})
+    assert shown.status_code == 201 and shown.get_json() == {"phone": PHONE}
+    refused = client.post(url, json={"reason": "想看看号码"}, headers={"Authorization": f"Bearer {grid}"})
+    assert refused.status_code == 403
+    with app.app_context():
+        lines = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "phone.revealed")).all()
+        assert [line.actor_name for line in lines] == ["firm1"]
