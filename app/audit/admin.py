@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.admin import SecureModelView
 from app.audit.models import AuditEvent
+from app.audit.services import ACTION_LABELS
 from app.extensions import db
 
 
@@ -79,8 +80,13 @@ class AuditView(SecureModelView):
     )
     column_searchable_list = ("actor_name", "action", "target_id", "target_label", "ip")
     column_default_sort = ("id", True)
-    column_formatters = {"created_at": lambda v, c, m, p: _local(m.created_at)}
-    column_formatters_export = column_formatters
+    column_formatters = {
+        "created_at": lambda v, c, m, p: _local(m.created_at),
+        "action": lambda v, c, m, p: (
+            f"{ACTION_LABELS[m.action]} ({m.action})" if m.action in ACTION_LABELS else m.action
+        ),
+    }
+    column_formatters_export = {"created_at": lambda v, c, m, p: _local(m.created_at)}
 
 
 def _local(value) -> str:

@@ -9,10 +9,34 @@ from __future__ import annotations
 from typing import Any
 
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 
 from app.audit.models import AuditEvent
 from app.core.timeutil import utcnow
 from app.extensions import db
+
+#: how the administrators' page names each action
+ACTION_LABELS = {
+    "login.success": _l("Signed in"),
+    "login.failed": _l("Failed sign-in"),
+    "login.locked": _l("Account locked"),
+    "logout": _l("Signed out"),
+    "sessions.revoked": _l("Signed out everywhere"),
+    "password.changed": _l("Password changed"),
+    "password.reset": _l("Password reset by an administrator"),
+    "user.created": _l("Account created"),
+    "user.changed": _l("Account changed"),
+    "user.unlocked": _l("Account unlocked"),
+    "token.created": _l("API token created"),
+    "token.revoked": _l("API token revoked"),
+    "open311_key.created": _l("Open311 key issued"),
+    "open311_key.revoked": _l("Open311 key revoked"),
+    "config.changed": _l("Configuration changed"),
+    "phone.revealed": _l("Resident's phone revealed"),
+    "data.exported": _l("Data exported"),
+    "resident.exported": _l("Resident's data exported"),
+    "resident.anonymised": _l("Resident anonymised"),
+}
 
 #: the actions written today (free text is allowed; these are the ones the admin filter offers)
 ACTIONS = (
@@ -45,7 +69,8 @@ def _target_parts(target: Any) -> tuple[str | None, str | None, str | None]:
         return None, None, target[:120]
     kind = getattr(target, "__tablename__", type(target).__name__.lower())
     ident = getattr(target, "ref", None) or getattr(target, "id", None)
-    return kind[:32], (str(ident)[:64] if ident is not None else None), str(target)[:120]
+    label = getattr(target, "ref", None) or str(target)  # a case reads as its reference
+    return kind[:32], (str(ident)[:64] if ident is not None else None), label[:120]
 
 
 def record_audit(actor, action: str, target: Any = None, details: dict[str, Any] | None = None) -> AuditEvent:
