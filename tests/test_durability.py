@@ -185,7 +185,7 @@ def test_sigkill_during_api_creations_loses_or_doubles_nothing(tmp_path):
         port = _free_port()
         server = _start_server(url, tmp_path, port)
         acknowledged: dict[str, str] = {}  # idempotency key → reference answered with 201
-        attempted: list[str] = []
+        attempted: dict[str, int] = {}  # idempotency key → the request's number (its body)
         lock = threading.Lock()
         stop = threading.Event()
 
@@ -194,7 +194,7 @@ def test_sigkill_during_api_creations_loses_or_doubles_nothing(tmp_path):
             while not stop.is_set():
                 key = f"w{worker}-{n}"
                 with lock:
-                    attempted.append(key)
+                    attempted[key] = n
                 try:
                     status, body = _create(port, secret, key, n)
                 except OSError:
@@ -220,10 +220,10 @@ def test_sigkill_during_api_creations_loses_or_doubles_nothing(tmp_path):
         server = _start_server(url, tmp_path, port)
         try:
             retried = {}
-            for key in attempted:
+            for key, n in attempted.items():
                 if key not in acknowledged:
-                    status, body = _create(port, secret, key, 0)
-                    assert status in (200, 201), status
+                    status, body = _create(port, secret, key, n)  # the same key with the same body
+                    assert status in (200, 201), status  # 200: it was saved before the kill, replayed
                     retried[key] = body["ref"]
         finally:
             server.terminate()
