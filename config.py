@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -69,6 +70,11 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    #: "keep me signed in" lasts this long from the sign-in (absolute; the cookie rotates on each use)
+    REMEMBER_COOKIE_DURATION = timedelta(days=_env_int("REMEMBER_DAYS", 14))
+    #: a sign-in without "keep me signed in" ends server-side after this many hours at the latest
+    SESSION_MAX_HOURS = _env_int("SESSION_MAX_HOURS", 12)
 
     BOOTSTRAP_SERVE_LOCAL = True  # never a CDN: the product works offline
 
@@ -115,6 +121,7 @@ class Config:
     SIGNOFF_REMINDER_HOURS = _env_int("SIGNOFF_REMINDER_HOURS", 24)
 
     PASSWORD_HASH_METHOD = "scrypt"
+    HSTS_SECONDS = 0  # production: a year (ProductionConfig)
     #: reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none)
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
 
@@ -159,6 +166,9 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     """Behind gunicorn. Refuses the development secret key (see :func:`check_production`)."""
+
+    #: Strict-Transport-Security max-age (0 turns it off, e.g. while TLS is not yet set up)
+    HSTS_SECONDS = _env_int("HSTS_SECONDS", 31536000)
 
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)

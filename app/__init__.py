@@ -73,16 +73,32 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
 
     _import_models()
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        from app.auth.models import User
-        from app.core.params import parse_id
+    # "basic": a session whose client fingerprint changes is marked non-fresh, not dropped — grid
+    # workers' phones change networks all day. Stolen or outdated sessions are ended server-side instead
+    # (app/auth/sessions.py: per-user stamp + per-session row checked on every request).
+    login_manager.session_protection = "basic"
 
-        user = db.session.get(User, parse_id(user_id)) if parse_id(user_id) else None
-        return user if user is not None and user.is_active else None
+    @login_manager.user_loader
+    def load_user(login_id: str):
+        from app.auth.sessions import load_user as load_session_user
+
+        return load_session_user(login_id)
+
+    from flask_login import user_loaded_from_cookie
+
+    @user_loaded_from_cookie.connect_via(app)
+    def _rotate_remember_cookie(_sender, user, **_extra):
+        from app.auth.sessions import rotate_remembered
+
+        rotate_remembered(user)
 
     _register_blueprints(app)
     _register_template_helpers(app)
+
+    from app.core import headers, hygiene
+
+    hygiene.init_app(app)
+    headers.init_app(app)
 
     from app.main.views import register_error_handlers
 
@@ -113,6 +129,9 @@ def select_locale() -> str:
 
 
 def _configure_logging(app: Flask) -> None:
+    from app.core.redact import install
+
+    install()  # residents' phone numbers are masked in every log record
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -154,6 +173,7 @@ def _configure_sqlite(app: Flask) -> None:
 def _import_models() -> None:
     """Import every model module so metadata and Alembic see all tables."""
     import app.api.models  # noqa: F401
+    import app.audit.models  # noqa: F401
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
@@ -177,6 +197,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.notify.views import bp as notify_bp
     from app.open311.views import bp as open311_bp
     from app.org.cli import bp as org_cli
+    from app.privacy.views import bp as privacy_bp
     from app.reports.cli import bp as reports_cli
     from app.reports.views import bp as reports_bp
     from app.sla.cli import bp as sla_cli
@@ -190,6 +211,7 @@ def _register_blueprints(app: Flask) -> None:
         cases_bp,
         sla_bp,
         notify_bp,
+        privacy_bp,
         api_bp,
         open311_bp,
         org_cli,

@@ -115,3 +115,11 @@ def make_case(
 
 def load(ref: str) -> Case:
     return db.session.scalar(select(Case).where(Case.ref == ref))
+
+
+#: a real 2×2 PNG (uploads are decoded and re-encoded: a signature followed by junk is refused)
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x02\x08\x02\x00\x00\x00\xfd\xd4\x9as\x00"
+    b"\x00\x00\x16IDATx\x9cc<!'\xc7\xc0\xc0\xc0\xc4\xc0\xc0\xc0\xc0\xc0\x00\x00\r\x04\x01\x08}q\xcaf\x00\x00\x00"
+    b"\x00IEND\xaeB`\x82"
+)

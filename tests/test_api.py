@@ -10,9 +10,8 @@ from app.auth.services import create_token
 from app.cases.models import Case, FollowUp
 from app.core.timeutil import utcnow
 from app.extensions import db
-from tests.factories import load, make_case, user
+from tests.factories import PNG, load, make_case, user  # PNG: a real image (uploads are re-encoded)
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 INTAKE = {"category": "water_leak", "description": "3栋楼道水管漏水，地面积水", "compound": "X01"}
 
 

@@ -10,9 +10,7 @@ from app.cases.models import Case
 from app.extensions import db
 from app.org.models import Building, Compound
 from tests.conftest import csrf_token
-from tests.factories import make_case
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+from tests.factories import PNG, make_case  # PNG: a real image (uploads are re-encoded)
 
 
 def _ids(app, compound_code="X01", building_name="3栋"):

@@ -13,7 +13,7 @@ from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationErro
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.org.models import Community, Compound
-from tests.factories import load, make_case, user
+from tests.factories import PNG, load, make_case, user
 
 
 def _events(case):
@@ -200,7 +200,7 @@ def test_full_standard_lifecycle_leaves_a_complete_event_trail(ctx):
         "firm_complete",
         firm,
         inputs={"result": "已更换管道"},
-        photos=[("after.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64)],
+        photos=[("after.png", PNG)],
     )
     services.fire(
         case,
@@ -557,7 +557,7 @@ def test_files_of_a_failed_action_are_removed(ctx, app):
             "firm_complete",
             user("firm1"),
             inputs={"result": "已修"},
-            photos=[("ok.png", b"\x89PNG\r\n\x1a\n" + b"1" * 10), ("bad.txt", b"hello")],
+            photos=[("ok.png", PNG), ("bad.txt", b"hello")],
         )
     db.session.rollback()
     after = sum(len(files) for _r, _d, files in os.walk(upload_dir))

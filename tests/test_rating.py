@@ -7,6 +7,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.cases import services
 from app.cases.models import FollowUp
 from app.core.errors import Conflict, PermissionDenied, ValidationError
@@ -15,7 +16,7 @@ from app.extensions import db
 from app.org.models import PropertyFirm
 from app.reports import rating
 from app.reports.followups import set_follow_up_validity
-from app.reports.models import FirmRating, ReportLog
+from app.reports.models import FirmRating
 from app.sla.services import run_sweep
 from tests.factories import load, make_case, user
 
@@ -91,12 +92,14 @@ def test_a_computed_month_is_frozen_until_explicitly_recomputed(november):
         rating.compute_month("2026-11", user("street1"), recompute=True, reason=" ", now=DEC2)
     redone, computed = rating.compute_month("2026-11", user("street1"), recompute=True, reason="回访复核", now=DEC2)
     assert computed and by_firm(redone)["F01"].score == 100.0
-    log = db.session.scalars(select(ReportLog).where(ReportLog.month == "2026-11").order_by(ReportLog.id)).all()
-    assert [entry.action for entry in log] == ["rating_compute", "rating_recompute"]
-    recompute = [entry for entry in log if entry.action == "rating_recompute"][0]
-    assert recompute.note == "回访复核" and recompute.actor_name == user("street1").display_name
+    log = db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("rating.%")).order_by(AuditEvent.id)).all()
+    assert [entry.action for entry in log] == ["rating.computed", "rating.recomputed"]
+    recompute = log[1]
+    assert recompute.details["reason"] == "回访复核" and recompute.actor_name == "street1"
     f01_id = str(db.session.scalar(select(PropertyFirm.id).where(PropertyFirm.code == "F01")))
     assert recompute.details["before"][f01_id]["score"] == 98.0 and recompute.details["after"][f01_id]["score"] == 100.0
+    invalidated = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "follow_up.invalidated"))
+    assert invalidated.details["reason"] == "回访电话未接通"
 
 
 def test_adjustments_change_score_and_grade_with_reason_and_author(november):
@@ -122,6 +125,12 @@ def test_adjustments_change_score_and_grade_with_reason_and_author(november):
     f02 = entries[1]
     assert (f02["score"], f02["grade"]) == (61.0, "C")
     assert [(a.points, a.reason) for a in f02["adjustments"]] == [(8.0, "积极整改，居民认可")]
+    adjusted = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "rating.adjusted"))
+    assert (adjusted.actor_name, adjusted.target_label, adjusted.details["points"]) == (
+        "street1",
+        "池州安居物业管理有限公司",
+        8.0,
+    )
     as_json = rating.entry_as_dict(f02)
     assert as_json["adjustments"][0]["by"] == user("street1").display_name and as_json["restricted_until"] is None
 
@@ -166,4 +175,5 @@ def test_the_scheduler_job_rates_the_last_closed_month(app, ctx):
     rated = db.session.scalars(select(FirmRating).where(FirmRating.month == month)).all()
     assert {r.firm_id for r in rated} == set(db.session.scalars(select(PropertyFirm.id)))
     rate_closed_month(app)  # the next day: nothing changes
-    assert len(db.session.scalars(select(ReportLog).where(ReportLog.month == month)).all()) == 1
+    computed = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "rating.computed")).all()
+    assert [e.details["month"] for e in computed] == [month] and computed[0].actor_name == "-"  # the system

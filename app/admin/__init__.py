@@ -47,16 +47,152 @@ class SecureIndexView(SecureMixin, AdminIndexView):
         return self.render("admin/app_index.html")
 
 
-class SecureModelView(SecureMixin, ModelView):
-    """A CSRF-protected model screen with friendly integrity messages."""
+class AdminForm(FlaskForm):
+    """A CSRF-protected admin form that remembers the edited object.
 
-    form_base_class = FlaskForm
+    Flask-Admin's ``Unique`` validator compares the row it finds with ``form._obj``; plain ``FlaskForm``
+    does not keep it, so every edit of a row with a unique column (a user's username, a category's
+    code) was refused with "already exists".
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._obj = kwargs.get("obj", args[1] if len(args) > 1 else None)
+        super().__init__(*args, **kwargs)
+
+
+#: columns never shown, exported or searched on an administration screen (hashes, secrets, stamps)
+SENSITIVE_COLUMNS = ("password_hash", "token_hash", "key_hash", "session_stamp", "secret", "token")
+#: the highest list page anyone can mean (page × page size must stay a sane OFFSET)
+MAX_PAGE = 100_000
+MAX_PAGE_SIZE = 500
+
+
+def is_sensitive(name) -> bool:
+    name = str(name)
+    return name in SENSITIVE_COLUMNS or name.endswith("_hash")
+
+
+class SecureModelView(SecureMixin, ModelView):
+    """A CSRF-protected model screen: friendly integrity messages, odd parameters answered 4xx,
+    hashes never shown, complete CSV exports written to the audit log."""
+
+    form_base_class = AdminForm
     page_size = 50
     can_view_details = True
     can_export = True
     export_types = ["csv"]
     create_modal = False
     edit_modal = False
+
+    def _handle_view(self, name, **kwargs):
+        response = super()._handle_view(name, **kwargs)
+        if response is None:
+            self._check_parameters()
+        return response
+
+    def _int_pk(self) -> bool:
+        from sqlalchemy import inspect as sa_inspect
+
+        columns = sa_inspect(self.model).primary_key
+        try:
+            return len(columns) == 1 and columns[0].type.python_type is int
+        except NotImplementedError:
+            return False
+
+    def _check_parameters(self) -> None:
+        """Refuse list and record parameters Flask-Admin would pass to the database unchecked.
+
+        Raises ``werkzeug.exceptions.BadRequest`` (a page number or size out of range) and ``NotFound``
+        (a record id that cannot exist: not a number, or beyond the id column's range).
+        """
+        from app.core.params import parse_id
+
+        for name, low, high in (("page", 0, MAX_PAGE), ("page_size", 0, MAX_PAGE_SIZE), ("sort", 0, 1000)):
+            raw = request.args.get(name)
+            if raw in (None, ""):
+                continue
+            if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+                abort(
+                    400,
+                    description=_(
+                        "The parameter %(name)s must be a whole number from %(low)d to %(high)d.",
+                        name=name,
+                        low=low,
+                        high=high,
+                    ),
+                )
+        if request.endpoint and request.endpoint.endswith(".ajax_update") and not request.form.get("list_form_pk"):
+            abort(400)  # Flask-Admin would read the missing key and answer 500
+        ids = request.args.getlist("id") + (request.form.getlist("id") if request.method == "POST" else [])
+        if self._int_pk() and any(parse_id(value) is None for value in ids if value != ""):
+            abort(404)
+
+    def get_column_names(self, only_columns, excluded_columns):
+        names = super().get_column_names(only_columns, excluded_columns)
+        return [(name, label) for name, label in names if not is_sensitive(name)]
+
+    def _export_csv(self, return_url):
+        """The whole CSV built inside the request (Flask-Admin streams it after the database session
+        has closed, and a lazy load cut the body off), and an audit line for the export."""
+        import csv
+        import io
+
+        from flask import Response
+        from werkzeug.utils import secure_filename
+
+        from app.audit.services import record_audit
+        from app.extensions import db
+
+        count, data = self._export_data()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([str(label) for _name, label in self._export_columns])
+        rows = 0
+        for row in data:
+            writer.writerow(
+                ["" if v is None else str(v) for v in (self.get_export_value(row, c) for c, _l in self._export_columns)]
+            )
+            rows += 1
+        record_audit(
+            current_user._get_current_object(),
+            "data.exported",
+            target=self.model.__tablename__,
+            details={"table": self.model.__tablename__, "rows": rows, "filters": request.query_string.decode()[:300]},
+        )
+        db.session.commit()
+        filename = secure_filename(self.get_export_name(export_type="csv"))
+        return Response(
+            "\ufeff" + out.getvalue(),  # BOM: Excel opens UTF-8 Chinese text correctly
+            headers={"Content-Disposition": f"attachment;filename={filename}"},
+            mimetype="text/csv",
+        )
+
+    def _on_model_change(self, form, model, is_created):
+        """Run the view's own checks, then write the change to the audit log (same transaction)."""
+        changes = {} if is_created else _changed_fields(model)
+        super()._on_model_change(form, model, is_created)
+        from app.audit.services import record_audit
+        from app.extensions import db
+
+        if is_created:
+            db.session.flush()
+        record_audit(
+            current_user._get_current_object(),
+            audit_action(model, "created" if is_created else "changed"),
+            target=model,
+            details={"table": model.__tablename__, "changes": changes} if changes else {"table": model.__tablename__},
+        )
+
+    def delete_model(self, model):
+        from app.audit.services import record_audit
+
+        record_audit(
+            current_user._get_current_object(),
+            audit_action(model, "deleted"),
+            target=model,
+            details={"table": model.__tablename__},
+        )
+        return super().delete_model(model)
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, IntegrityError):
@@ -77,6 +213,43 @@ class SecureModelView(SecureMixin, ModelView):
         return super().handle_view_exception(exc)
 
 
+#: configuration tables: a change is a "config.changed" line; other tables get "<table>.<verb>"
+CONFIG_TABLES = {"category", "time_limit_policy", "business_hours", "holiday_override", "calendar_year"}
+_SECRET_HINTS = ("hash", "password", "secret", "token", "phone", "stamp")
+
+
+def audit_action(model, verb: str) -> str:
+    table = model.__tablename__
+    return "config.changed" if table in CONFIG_TABLES else f"{table}.{verb}"
+
+
+def _changed_fields(model) -> dict[str, list[str | None]]:
+    """``{field: [old, new]}`` for the columns about to change; secrets and phones shown as ``***``."""
+    from sqlalchemy import inspect as sa_inspect
+
+    changes: dict[str, list[str | None]] = {}
+    state = sa_inspect(model)
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if any(hint in attr.key for hint in _SECRET_HINTS):
+            changes[attr.key] = ["***", "***"]
+        else:
+            changes[attr.key] = [None if old is None else str(old)[:100], None if new is None else str(new)[:100]]
+    for rel in state.mapper.relationships:
+        if rel.direction.name != "MANYTOONE" or rel.key in changes:
+            continue
+        history = state.attrs[rel.key].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            changes[rel.key] = [None if old is None else str(old)[:100], None if new is None else str(new)[:100]]
+    return changes
+
+
 def revoke_selected(model, ids) -> int:
     """Set ``revoked_at`` on the selected rows of ``model`` (tokens, keys) and commit; returns how many."""
     from app.core.params import parse_id
@@ -84,10 +257,19 @@ def revoke_selected(model, ids) -> int:
     from app.extensions import db
 
     wanted = [i for i in (parse_id(raw) for raw in ids) if i is not None]
+    from app.audit.services import record_audit
+
     rows = db.session.scalars(select(model).where(model.id.in_(wanted))).all()
     now = utcnow()
     for row in rows:
-        row.revoked_at = row.revoked_at or now
+        if row.revoked_at is None:
+            row.revoked_at = now
+            record_audit(
+                current_user._get_current_object(),
+                f"{model.__tablename__}.revoked".replace("api_token", "token"),
+                target=row,
+                details={"prefix": row.prefix},
+            )
     db.session.commit()
     return len(rows)
 
@@ -102,21 +284,28 @@ def validate_code(_form, field) -> None:
 
 def init_admin(app) -> Admin:
     """Create the administration screens for ``app`` and register every feature's views."""
+    from app.core.headers import csp_nonce
+
     admin = Admin(
         app,
         name=_l("Administration"),
         index_view=SecureIndexView(name=_l("Overview"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/app_base.html", fluid=True),
+        csp_nonce_generator=csp_nonce,  # its few inline scripts carry this request's nonce
     )
+    from app.audit.admin import register as register_audit
     from app.auth.admin import register as register_auth
     from app.cases.admin import register as register_cases
     from app.open311.admin import register as register_open311
     from app.org.admin import register as register_org
+    from app.privacy.admin import register as register_privacy
     from app.sla.admin import register as register_sla
 
     register_org(admin)
     register_cases(admin)
     register_auth(admin)
+    register_audit(admin)
+    register_privacy(admin)
     register_open311(admin)
     register_sla(admin)
     from app.hotline.admin import register as register_hotline

@@ -456,6 +456,13 @@ def _schemas() -> dict[str, Any]:
             "required": ["note"],
             "additionalProperties": False,
         },
+        "PhoneReveal": {
+            "type": "object",
+            "properties": {"reason": {"type": "string", "minLength": 4, "maxLength": 200}},
+            "required": ["reason"],
+            "additionalProperties": False,
+        },
+        "PhoneRevealResult": _object({"phone": {"type": "string"}}),
         "Upload": {
             "type": "object",
             "properties": {
@@ -683,6 +690,24 @@ def _paths() -> dict[str, Any]:
                     },
                 },
                 "responses": _responses(_ok("EventResult", "Created", "201"), "400", "403", "404", "422"),
+            }
+        },
+        "/cases/{ref}/phone-reveals": {
+            "post": {
+                "operationId": "revealPhone",
+                "tags": ["cases"],
+                "summary": "Property firms: the resident's full phone number, with a reason",
+                "description": "Firms see the resident's phone masked. Give the reason you need to call (4–200 "
+                "characters): the number is returned, and the look-up is written on the case's history and in the "
+                "audit log. Other roles see the number in the case already (403).",
+                "parameters": [REF_PARAMETER],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("PhoneReveal"), "example": {"reason": "约上门维修时间"}}
+                    },
+                },
+                "responses": _responses(_ok("PhoneRevealResult", "Created", "201"), "400", "403", "404", "422"),
             }
         },
         "/cases/{ref}/attachments": {

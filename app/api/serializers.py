@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.auth import roles
+from app.auth.permissions import can_see_resident_phone
 from app.cases import labels as L
 from app.cases.models import Attachment, Case, CaseEvent, Category
 from app.core.i18n import is_english
@@ -69,7 +69,7 @@ def case_summary(case: Case) -> dict[str, Any]:
 def case_detail(case: Case, user, *, allowed: list[str], attachments: list[Attachment]) -> dict[str, Any]:
     """Everything about one case the user may see; the resident's phone is masked for property firms."""
     body = case_summary(case)
-    phone = case.masked_phone if user.role == roles.PROPERTY_MANAGER else case.resident_phone
+    phone = case.resident_phone if can_see_resident_phone(user, case) else case.masked_phone
     body.update(
         {
             "street": _named(case.street, "code", "name"),
@@ -113,9 +113,9 @@ def _event_payload(event: CaseEvent, user) -> dict[str, Any] | None:
         return None
     payload = {k: v for k, v in event.payload.items() if k not in ("firm_id", "assigned_from")}
     extra = payload.get("extra")
-    if isinstance(extra, dict) and user.role == roles.PROPERTY_MANAGER:
+    if isinstance(extra, dict) and not can_see_resident_phone(user):
         payload["extra"] = {k: v for k, v in extra.items() if k != "contact"}
-    if user.role == roles.PROPERTY_MANAGER:
+    if not can_see_resident_phone(user):
         payload.pop("contact", None)  # a second reporter's name and phone, noted on the case
     return payload
 

@@ -291,6 +291,18 @@ def add_note(user, ref: str):
     return json_response({"event": S.event_dict(event, user)}, 201)
 
 
+@api_view("/cases/<ref>/phone-reveals", methods=("POST",))
+def reveal_phone(user, ref: str):
+    """A property firm's user gives a reason and gets the resident's full phone (audited, on the case)."""
+    from app.privacy import services as privacy
+
+    case = _load(user, ref)
+    body = json_body()
+    reject_unknown(body, ["reason"])
+    phone = privacy.reveal_phone(user, case, optional_text(body, "reason", 200) or "")
+    return json_response({"phone": phone}, 201)
+
+
 def _uploaded_files() -> list[tuple[str, bytes]]:
     files = []
     for part in [*request.files.getlist("file"), *request.files.getlist("photos")]:

@@ -6,14 +6,18 @@ from flask import flash
 from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
 
 from app.admin import SecureModelView, revoke_selected
-from app.auth import roles, services
+from app.audit.services import record_audit
+from app.auth import roles, services, sessions
 from app.auth.models import ApiToken, User
 from app.core.errors import DomainError
+from app.core.params import parse_id
 from app.core.timeutil import utcnow
 from app.extensions import db
 
@@ -114,12 +118,21 @@ class UserView(SecureModelView):
             raise ValidationError(error.message) from None
         model.phone = model.phone or None
         model.email = model.email or None
+        if not is_created:
+            state = sa_inspect(model)
+            watched = ("role", "active", *services.SCOPE_MODELS)
+            if password or any(state.attrs[name].history.has_changes() for name in watched):
+                # a reset password, a deactivation or new rights end every session of the account
+                sessions.sign_out_everywhere(model)
+            if password:
+                record_audit(current_user._get_current_object(), "password.reset", target=model)
 
     @action("unlock", _l("Unlock"), _l("Unlock the selected accounts?"))
     def action_unlock(self, ids):
-        users = db.session.scalars(select(User).where(User.id.in_([int(i) for i in ids]))).all()
+        users = db.session.scalars(select(User).where(User.id.in_([i for i in map(parse_id, ids) if i]))).all()
         for user in users:
             services.unlock_user(user)
+            record_audit(current_user._get_current_object(), "user.unlocked", target=user)
         db.session.commit()
         flash(_("%(count)d accounts unlocked.", count=len(users)), "success")
 

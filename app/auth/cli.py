@@ -6,6 +6,7 @@ import click
 from flask import Blueprint
 from sqlalchemy import select
 
+from app.audit.services import record_audit
 from app.auth import roles, services
 from app.auth.models import User
 from app.core.errors import DomainError
@@ -47,6 +48,7 @@ def create_user_command(username, role, scope, display_name, password, phone, em
     except DomainError as error:
         db.session.rollback()
         raise click.ClickException(error.message) from None
+    record_audit(None, "user.created", target=user, details={"via": "cli", "role": role, "scope": scope})
     db.session.commit()
     click.echo(
         f"created user {user.username} ({user.role}"
@@ -64,9 +66,10 @@ def create_token_command(username, name):
     if user is None:
         raise click.ClickException(f"no user called {username}")
     try:
-        _token, secret = services.create_token(user, name)
+        token, secret = services.create_token(user, name)
     except DomainError as error:
         db.session.rollback()
         raise click.ClickException(error.message) from None
+    record_audit(None, "token.created", target=token, details={"via": "cli", "prefix": token.prefix})
     db.session.commit()
     click.echo(secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import datetime
 
 from flask import current_app, has_app_context
@@ -15,6 +16,11 @@ from app.auth import roles
 from app.core.types import UTCDateTime
 from app.extensions import db
 from app.org.models import Community, Grid, PartyBranch, PropertyFirm, ServiceStation, Street
+
+
+def new_stamp() -> str:
+    """A fresh random session stamp."""
+    return secrets.token_hex(16)
 
 
 class User(UserMixin, db.Model):
@@ -43,6 +49,9 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    #: changes when every session and remember-me cookie of this user must end (password change or
+    #: reset, deactivation, role or scope change, "sign out everywhere"); part of every session's id
+    session_stamp: Mapped[str] = mapped_column(String(32), default=lambda: new_stamp(), server_default="initial")
 
     station: Mapped[ServiceStation | None] = relationship()
     grid: Mapped[Grid | None] = relationship()
@@ -86,6 +95,14 @@ class User(UserMixin, db.Model):
     def role_label(self) -> str:
         return roles.role_label(self.role)
 
+    def get_id(self) -> str:
+        """Flask-Login's id: ``user:stamp:session`` once :func:`app.auth.sessions.start_session` ran.
+
+        A bare user id is never accepted by the user loader, so a session always names its server-side
+        record (see ``app/auth/sessions.py``).
+        """
+        return getattr(self, "_login_id", None) or f"{self.id}:-:-"
+
     def has_role(self, *names: str) -> bool:
         return self.role in names
 
@@ -115,3 +132,27 @@ class ApiToken(db.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class LoginSession(db.Model):
+    """One signed-in browser: the session cookie and the remember-me cookie name this row.
+
+    Logging out revokes it; a remember-me cookie that is used is exchanged for a new row (rotation),
+    so a copied cookie stops working at the next use by either party.
+    """
+
+    __tablename__ = "login_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship()

@@ -107,3 +107,28 @@ def is_street_supervisor(user) -> bool:
 
 def is_community_supervisor(user) -> bool:
     return user.role == roles.SUPERVISOR and user.community_id is not None
+
+
+def can_see_resident_phone(user, case=None) -> bool:
+    """Whether ``user`` sees a resident's phone number (and a second reporter's contact) in full.
+
+    The one rule for the case page, the API and the history: property-firm staff see it masked and
+    reveal it with a reason when they need to call (``app/privacy``: audited, written on the case).
+    Everyone else who may see the case sees the number.
+    """
+    if user is None or not getattr(user, "is_active", False):
+        return False
+    if user.role == roles.PROPERTY_MANAGER:
+        return False
+    return case is None or in_scope(user, case)
+
+
+def can_reveal_resident_phone(user, case) -> bool:
+    """Whether ``user`` may reveal the masked phone of ``case`` (property-firm staff, in scope)."""
+    return (
+        user is not None
+        and getattr(user, "is_active", False)
+        and user.role == roles.PROPERTY_MANAGER
+        and in_scope(user, case)
+        and bool(case.resident_phone)
+    )

@@ -13,8 +13,11 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.audit.services import record_audit
 from app.auth import roles
 from app.auth.models import ApiToken, User
 from app.core.errors import NotFound, PermissionDenied, ValidationError
@@ -44,40 +47,73 @@ class LoginRefused(Exception):
         self.locked = locked
 
 
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _dummy_check(password: str) -> None:
+    """Check a password against a throw-away hash so an unknown username takes as long as a known one."""
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = generate_password_hash(secrets.token_hex(8), method=method)
+    check_password_hash(_DUMMY_HASHES[method], password)
+
+
+def _locked_message(until, now) -> str:
+    minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+    return _(
+        "This account is locked after too many failed attempts. Try again in %(minutes)d minutes "
+        "or ask an administrator to unlock it.",
+        minutes=minutes,
+    )
+
+
 def authenticate(username: str, password: str) -> User:
     """Check a username and password, counting failures and locking the account after too many.
+
+    The attempt is counted *before* the password is checked, in one atomic ``UPDATE … RETURNING``:
+    however many requests race for one account, at most ``LOGIN_MAX_FAILURES`` passwords are checked
+    before the lock holds (the count and the lock live in the database, not in a Python variable).
 
     Raises :class:`LoginRefused` with a message for the login form. Flushes the failure count or the
     successful login time; the caller commits in both cases.
     """
-    user = db.session.scalar(select(User).where(func.lower(User.username) == (username or "").strip().lower()))
+    name = (username or "").strip().lower()
+    user_id = db.session.scalar(select(User.id).where(func.lower(User.username) == name))
     now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise LoginRefused(
-            _(
-                "This account is locked after too many failed attempts. Try again in %(minutes)d minutes "
-                "or ask an administrator to unlock it.",
-                minutes=minutes,
-            ),
-            locked=True,
+    if user_id is None:
+        _dummy_check(password or "")
+        raise LoginRefused(_("Wrong username or password."))
+    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    lock_expired = User.locked_until.is_not(None) & (User.locked_until <= now)
+    attempt, locked_until = db.session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(
+            failed_login_count=sql_case((lock_expired, 1), else_=User.failed_login_count + 1),
+            locked_until=sql_case((lock_expired, None), else_=User.locked_until),
         )
-    if user is None or not user.check_password(password or ""):
-        if user is not None:
-            user.failed_login_count = (user.failed_login_count or 0) + 1
-            limit = current_app.config["LOGIN_MAX_FAILURES"]
-            if user.failed_login_count >= limit:
-                user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-                user.failed_login_count = 0
-                db.session.flush()
-                raise LoginRefused(
-                    _(
-                        "Too many failed attempts: this account is locked for %(minutes)d minutes.",
-                        minutes=current_app.config["LOGIN_LOCK_MINUTES"],
-                    ),
-                    locked=True,
-                )
+        .returning(User.failed_login_count, User.locked_until)
+        .execution_options(synchronize_session=False)
+    ).one()
+    if locked_until is not None and locked_until > now:
+        raise LoginRefused(_locked_message(locked_until, now), locked=True)
+    if attempt > limit:  # another request is locking the account right now
+        raise LoginRefused(
+            _locked_message(now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), now), locked=True
+        )
+    user = db.session.get(User, user_id, populate_existing=True)
+    if not user.check_password(password or ""):
+        if attempt >= limit:
+            user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
             db.session.flush()
+            record_audit(None, "login.locked", target=user, details={"username": user.username})
+            raise LoginRefused(
+                _(
+                    "Too many failed attempts: this account is locked for %(minutes)d minutes.",
+                    minutes=current_app.config["LOGIN_LOCK_MINUTES"],
+                ),
+                locked=True,
+            )
         raise LoginRefused(_("Wrong username or password."))
     if not user.is_active:
         raise LoginRefused(_("This account is disabled. Ask an administrator."))

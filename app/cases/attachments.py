@@ -1,5 +1,8 @@
 """Attachment storage under ``UPLOAD_DIR``: checked by content, not by what the client claims.
 
+Images are decoded and re-encoded with Pillow (EXIF and GPS dropped, anything appended gone); PDFs
+are kept as they are and only ever served as downloads in a sandbox (``app/core/headers.py``).
+
 Files are written before the database row is flushed; if the transaction is rolled back, the files
 written in it are removed again, so a failed request leaves neither a row nor an orphaned file.
 """
@@ -42,6 +45,56 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+#: Pillow's name of each accepted image type
+PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
+#: larger pictures are refused (a decompression bomb is a few KB that decodes to gigabytes)
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def reencode_image(data: bytes, content_type: str, name: str) -> bytes:
+    """Decode an image and encode it again: only real images are kept, without EXIF (GPS) or trailers.
+
+    The orientation recorded in EXIF is applied to the pixels first, so photos stay upright. Animated
+    GIFs keep their first frame. Raises :class:`ValidationError` when the file does not decode as the
+    type its first bytes claim, or is larger than ``MAX_IMAGE_PIXELS``.
+    """
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    refused = ValidationError(
+        _("The file %(name)s is not a readable JPEG, PNG, GIF or WebP image.", name=name), field="photos"
+    )
+    expected = PILLOW_FORMATS[content_type]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[expected]) as probe:
+                probe.verify()
+            with Image.open(io.BytesIO(data), formats=[expected]) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise refused
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                out = io.BytesIO()
+                if expected == "JPEG":
+                    if upright.mode not in ("RGB", "L"):
+                        upright = upright.convert("RGB")
+                    upright.save(out, "JPEG", quality=90)
+                elif expected == "GIF":
+                    upright.save(out, "GIF")
+                elif expected == "WEBP":
+                    upright.save(out, "WEBP", quality=90)
+                else:
+                    upright.save(out, "PNG")
+    except ValidationError:
+        raise
+    except Exception:  # noqa: BLE001 - Pillow raises many types (OSError, SyntaxError, ValueError, bombs…)
+        raise refused from None
+    return out.getvalue()
+
+
 def upload_root() -> Path:
     return Path(current_app.config["UPLOAD_DIR"])
 
@@ -67,6 +120,8 @@ def store(case, data: bytes, filename: str, actor, event_row=None):
             _("The file %(name)s is not a JPEG, PNG, GIF, WebP image or a PDF.", name=name), field="photos"
         )
     content_type, extension = kind
+    if content_type.startswith("image/"):
+        data = reencode_image(data, content_type, name)
     now = utcnow()
     relative = f"{now:%Y}/{now:%m}/{uuid.uuid4().hex}{extension}"
     path = upload_root() / relative

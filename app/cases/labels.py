@@ -36,6 +36,7 @@ EVENT_KIND_LABELS = {
     "follow_up_invalid": _l("Follow-up marked invalid"),
     "follow_up_valid": _l("Follow-up marked valid again"),
     "deadline_moved": _l("Deadline moved (calendar changed)"),
+    "phone_revealed": _l("Resident's phone revealed"),
 }
 
 

@@ -25,6 +25,7 @@ from app.cases import attachments
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
 from app.cases.models import CHANNELS, URGENCIES, Case, CaseEvent, Category, FollowUp, RefCounter
+from app.core import throttle
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
@@ -950,7 +951,7 @@ class _RoutingView:
 def case_for_signoff_token(token: str) -> Case:
     """The case a resident's sign-off link points to. Raises :class:`NotFound`."""
     case = db.session.scalar(select(Case).where(Case.signoff_token == (token or "").strip())) if token else None
-    if case is None:
+    if case is None or not throttle.same_secret(case.signoff_token, token):
         raise NotFound(_("This sign-off link is not valid. Check the code on your receipt."))
     return case
 
@@ -967,6 +968,6 @@ def case_for_resident(ref: str, last4: str) -> Case:
     Raises :class:`NotFound` with the same message whether the reference or the digits are wrong.
     """
     case = db.session.scalar(select(Case).where(Case.ref == (ref or "").strip().upper()))
-    if case is None or not last4 or case.resident_phone_last4 != (last4 or "").strip():
+    if case is None or not throttle.same_secret(case.resident_phone_last4, last4):  # constant time
         raise NotFound(_("No case matches this reference number and phone digits."))
     return case

@@ -6,8 +6,6 @@ what the user typed.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -16,7 +14,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.auth import roles
 from app.auth.models import User
-from app.auth.permissions import role_required
+from app.auth.permissions import can_see_resident_phone, role_required
 from app.cases import attachments as attachment_store
 from app.cases import labels as L
 from app.cases import queries, services
@@ -219,7 +217,7 @@ def render_case(
     can_reassign = current_user.role in services.REASSIGN_ROLES and case.state != "closed"
     if can_reassign and reassign_form is None:
         reassign_form = _reassign_form(case)
-    show_phone = current_user.role != roles.PROPERTY_MANAGER
+    show_phone = can_see_resident_phone(current_user, case)
     return render_template(
         "cases/show.html",
         case=case,
@@ -435,9 +433,17 @@ def diagram(ref: str):
 @bp.route("/s/<token>", methods=["GET", "POST"])
 def resident_signoff(token: str):
     """The resident's sign-off page, opened from the link or code on the receipt (no account)."""
+    wait = throttle.check(throttle.SIGNOFF, request.remote_addr)
+    if wait:  # this client guessed many codes: throttled like /track
+        from app.main.views import render_error
+
+        page, status = render_error(429, throttle.wait_message(wait))
+        return page, status, {"Retry-After": str(wait)}
     try:
         case = services.case_for_signoff_token(token)
     except DomainError:
+        throttle.failed(throttle.SIGNOFF, request.remote_addr)  # a code is its own target: count the client
+        db.session.commit()
         return render_template("cases/resident_invalid.html"), 404
     errors, values, status = {}, {}, 200
     if request.method == "POST":
@@ -466,30 +472,32 @@ def resident_signoff(token: str):
     ), status
 
 
-#: failed look-ups allowed per IP address and per reference number within the window
-TRACK_LIMITS = (20, 5)
-TRACK_WINDOW = timedelta(minutes=15)
-
-
 @bp.route("/track", methods=["GET", "POST"])
 def track():
     """Residents look up their case with the reference number and the last 4 digits of their mobile."""
     form = TrackForm()
     case, events, status = None, [], 200
     if form.validate_on_submit():
-        keys = (f"track:ip:{request.remote_addr}", f"track:ref:{form.ref.data.strip().upper()[:24]}")
-        if any(throttle.blocked(key, limit, TRACK_WINDOW) for key, limit in zip(keys, TRACK_LIMITS, strict=True)):
-            form.ref.errors.append(_("Too many attempts. Try again in 15 minutes, or ask at your service station."))
-            return render_template("cases/track.html", form=form, case=None, events=[], L=L), 429
+        # per client and per (client, reference) with backoff — never a lock others can set on a case
+        client, ref = request.remote_addr, form.ref.data.strip()[:24]
+        wait = throttle.check(throttle.TRACK, client, ref)
+        if wait:
+            form.ref.errors.append(throttle.wait_message(wait))
+            return (
+                render_template("cases/track.html", form=form, case=None, events=[], L=L),
+                429,
+                {"Retry-After": str(wait)},
+            )
         try:
             case = services.case_for_resident(form.ref.data, form.last4.data)
         except DomainError as error:
-            for key in keys:
-                throttle.record_failure(key, TRACK_WINDOW)
+            throttle.failed(throttle.TRACK, client, ref)
             db.session.commit()
             form.ref.errors.append(error.message)
             status = 404
         else:
+            throttle.succeeded(throttle.TRACK, client, ref)
+            db.session.commit()
             events = [e for e in services.events_of(case) if e.kind in ("created", "transition")]
     elif request.method == "POST":
         status = 422

@@ -7,9 +7,11 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from wtforms.validators import DataRequired, Length
 
 from app.admin import SecureModelView, revoke_selected
+from app.audit.services import record_audit
 from app.extensions import db
 from app.open311.models import Open311Key
 from app.open311.services import issue_key
@@ -44,6 +46,9 @@ class Open311KeyView(SecureModelView):
         """Issue a key through the service (a random key; only its hash and prefix are stored)."""
         try:
             key, secret = issue_key(form.name.data, form.street.data.id if form.street.data else None)
+            record_audit(
+                current_user._get_current_object(), "open311_key.created", target=key, details={"prefix": key.prefix}
+            )
             db.session.commit()
         except Exception as error:  # noqa: BLE001 - shown to the administrator like Flask-Admin does
             db.session.rollback()

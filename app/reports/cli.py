@@ -44,6 +44,10 @@ def bulletin_command(month, scope, out):
         raise click.ClickException(error.message) from None
     try:
         path.write_bytes(body)
+        from app.audit.services import record_audit
+
+        record_audit(None, "data.exported", target=data.title, details={"format": path.suffix[1:], "via": "cli"})
+        db.session.commit()
     except OSError as error:
         raise click.ClickException(
             _("Cannot write %(path)s: %(error)s", path=str(path), error=error.strerror)

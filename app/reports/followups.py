@@ -1,4 +1,5 @@
-"""Supervisors' review of follow-ups: marking one invalid (and valid again), audited on the case."""
+"""Supervisors' review of follow-ups: marking one invalid (and valid again), on the case's history and in
+the audit log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from app.audit.services import record_audit
 from app.auth import roles
 from app.auth.permissions import in_scope
 from app.cases.models import Case, FollowUp
@@ -14,7 +16,6 @@ from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationErro
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.reports import rollup
-from app.reports.models import ReportLog
 
 REVIEW_ROLES = (roles.SUPERVISOR, roles.ADMIN)
 
@@ -30,7 +31,7 @@ def set_follow_up_validity(
     """Mark a follow-up invalid (e.g. the resident could not be reached) or valid again.
 
     An invalid follow-up counts in no rate. The change is written on the case's history and in the
-    report log. Raises :class:`NotFound`, :class:`PermissionDenied`, :class:`ValidationError` (no reason)
+    audit log. Raises :class:`NotFound`, :class:`PermissionDenied`, :class:`ValidationError` (no reason)
     or :class:`Conflict` (already so).
     """
     from app.cases.services import lock_case, record_event
@@ -66,15 +67,11 @@ def set_follow_up_validity(
         note=reason,
         payload={"follow_up_id": follow_up.id},
     )
-    db.session.add(
-        ReportLog(
-            at=now,
-            action="follow_up_valid" if valid else "follow_up_invalid",
-            actor_id=actor.id,
-            actor_name=actor.display_name[:64],
-            note=reason,
-            details={"follow_up_id": follow_up.id, "case": case.ref},
-        )
+    record_audit(
+        actor,
+        "follow_up.validated" if valid else "follow_up.invalidated",
+        target=case,
+        details={"follow_up_id": follow_up.id, "reason": reason},
     )
     db.session.flush()
     return follow_up

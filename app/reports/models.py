@@ -264,19 +264,3 @@ class RatingAdjustment(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_by_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class ReportLog(db.Model):
-    """Audit of report acts: ratings computed and recomputed, adjustments, follow-ups marked invalid."""
-
-    __tablename__ = "report_log"
-    __table_args__ = (Index("ix_report_log_at", "at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    action: Mapped[str] = mapped_column(String(32))
-    month: Mapped[str | None] = mapped_column(String(7))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
-    actor_name: Mapped[str] = mapped_column(String(64))
-    note: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -15,7 +15,7 @@ A firms are marked for priority in government programmes; D firms are restricted
 tenders for three years from the rating date.
 
 A computed month is frozen: computing it again returns the stored rating, whatever happened to the
-cases since; only an explicit recompute with a reason (logged) replaces it. Adjustments are added to a
+cases since; only an explicit recompute with a reason (in the audit log) replaces it. Adjustments are added to a
 frozen month and change its score and grade, each with its points, reason and author (logged).
 """
 
@@ -30,6 +30,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
+from app.audit.services import record_audit
 from app.auth import roles
 from app.cases.actors import SYSTEM_ACTOR
 from app.core.errors import Conflict, PermissionDenied, ValidationError
@@ -37,7 +38,7 @@ from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import PropertyFirm
 from app.reports import indicators
-from app.reports.models import FirmRating, RatingAdjustment, ReportLog
+from app.reports.models import FirmRating, RatingAdjustment
 
 DEFAULT_WEIGHTS = {"acceptance": 15.0, "completion": 25.0, "satisfaction": 40.0, "reopen": 20.0}
 DEFAULT_CARD_POINTS = {"yellow": 2.0, "red": 5.0}
@@ -229,6 +230,8 @@ def compute_month(
     :class:`ValidationError` (bad month, month not over, no reason) or :class:`PermissionDenied`.
     """
     now = now or utcnow()
+    if actor is not None and actor is not SYSTEM_ACTOR and not can_manage(actor):
+        raise PermissionDenied(_("Only street supervisors and administrators compute firm ratings."))
     period = _month(month)
     month = period.label
     if period.end > now:
@@ -236,8 +239,6 @@ def compute_month(
             _("%(month)s is not over yet: its figures may still change. Rate it after it closes.", month=month),
             field="month",
         )
-    if actor is not None and actor is not SYSTEM_ACTOR and not can_manage(actor):
-        raise PermissionDenied(_("Only street supervisors and administrators compute firm ratings."))
     existing = list(
         db.session.scalars(select(FirmRating).where(FirmRating.month == month).order_by(FirmRating.firm_id))
     )
@@ -274,19 +275,16 @@ def compute_month(
         )
         db.session.add(rating)
         ratings.append(rating)
-    db.session.add(
-        ReportLog(
-            at=now,
-            action="rating_recompute" if recompute and existing else "rating_compute",
-            month=month,
-            actor_id=getattr(actor, "id", None),
-            actor_name=_actor_name(actor),
-            note=reason if recompute else None,
-            details={
-                "before": {str(k): v for k, v in before.items()},
-                "after": {str(r.firm_id): {"score": r.score, "grade": r.grade} for r in ratings},
-            },
-        )
+    record_audit(
+        actor if actor is not SYSTEM_ACTOR else None,
+        "rating.recomputed" if recompute and existing else "rating.computed",
+        target=f"{_('Firm ratings')} {month}",
+        details={
+            "month": month,
+            "reason": reason if recompute else None,
+            "before": {str(k): v for k, v in before.items()},
+            "after": {str(r.firm_id): {"score": r.score, "grade": r.grade} for r in ratings},
+        },
     )
     db.session.flush()
     return ratings, True
@@ -345,21 +343,17 @@ def adjust(
     rating.score = _final(rating.base_score, _adjustments_by_firm(period.label).get(firm.id, []))
     rating.grade = grade_for(rating.score)
     rating.restricted_until = restricted_until(rating.grade, rating.rated_on)
-    db.session.add(
-        ReportLog(
-            at=now,
-            action="rating_adjust",
-            month=period.label,
-            actor_id=actor.id,
-            actor_name=_actor_name(actor),
-            note=reason,
-            details={
-                "firm": firm.code,
-                "points": value,
-                "before": before,
-                "after": {"score": rating.score, "grade": rating.grade},
-            },
-        )
+    record_audit(
+        actor,
+        "rating.adjusted",
+        target=firm,
+        details={
+            "month": period.label,
+            "points": value,
+            "reason": reason,
+            "before": before,
+            "after": {"score": rating.score, "grade": rating.grade},
+        },
     )
     db.session.flush()
     return rating, adjustment

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.audit.services import record_audit
 from app.auth import roles
 from app.auth.permissions import role_required
 from app.core.errors import DomainError
@@ -120,6 +121,8 @@ def dashboard_csv():
     table = data["tables"].get(request.args.get("table", "detail"))
     if table is None:
         abort(404)
+    record_audit(current_user, "data.exported", target=f"{table.title} {period.label}", details={"format": "csv"})
+    db.session.commit()
     out = io.StringIO()
     out.write("\ufeff")
     csv.writer(out).writerows(table.csv_rows())
@@ -169,6 +172,8 @@ def bulletin_download(ext: str):
         data = _bulletin()
     except DomainError as error:
         abort(400, error.message)
+    record_audit(current_user, "data.exported", target=data.title, details={"format": ext, "month": data.period.label})
+    db.session.commit()
     if ext == "csv":
         body, mimetype = bulletin_service.to_csv(data), "text/csv"
     else:

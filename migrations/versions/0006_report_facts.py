@@ -56,21 +56,6 @@ def upgrade():
     with op.batch_alter_table('rating_adjustment', schema=None) as batch_op:
         batch_op.create_index('ix_rating_adjustment_month_firm', ['month', 'firm_id'], unique=False)
 
-    op.create_table('report_log',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('action', sa.String(length=32), nullable=False),
-    sa.Column('month', sa.String(length=7), nullable=True),
-    sa.Column('actor_id', sa.Integer(), nullable=True),
-    sa.Column('actor_name', sa.String(length=64), nullable=False),
-    sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_report_log_actor_id_user'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_log'))
-    )
-    with op.batch_alter_table('report_log', schema=None) as batch_op:
-        batch_op.create_index('ix_report_log_at', ['at'], unique=False)
-
     op.create_table('fact_action',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -320,10 +305,6 @@ def downgrade():
         batch_op.drop_index('ix_fact_action_at')
 
     op.drop_table('fact_action')
-    with op.batch_alter_table('report_log', schema=None) as batch_op:
-        batch_op.drop_index('ix_report_log_at')
-
-    op.drop_table('report_log')
     with op.batch_alter_table('rating_adjustment', schema=None) as batch_op:
         batch_op.drop_index('ix_rating_adjustment_month_firm')
 

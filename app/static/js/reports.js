@@ -1,5 +1,5 @@
 /* Supervisors' pages: charts drawn with the locally served Apache ECharts from the JSON the page carries
-   (no inline scripts: the pages run under a strict Content-Security-Policy). Clicking a bar, a point or
+   in a data attribute (no inline scripts: the pages run under a strict Content-Security-Policy). Clicking a bar, a point or
    a slice opens the list of cases behind it. */
 (function () {
   "use strict";
@@ -94,7 +94,7 @@
   function drawCharts() {
     var source = document.getElementById("chart-data");
     if (!source || typeof window.echarts === "undefined") { return; }
-    var data = JSON.parse(source.textContent);
+    var data = JSON.parse(source.getAttribute("data-json"));
     var charts = [];
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       var name = el.getAttribute("data-chart");

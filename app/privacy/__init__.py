@@ -1,0 +1,1 @@
+"""Residents' privacy rights: masked phones revealed with a reason, export and anonymisation on request."""
