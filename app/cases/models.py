@@ -76,6 +76,54 @@ class RefCounter(db.Model):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+#: the open-work indexes: partial (``state <> 'closed'``), so they hold only the open cases
+_OPEN = "state <> 'closed'"
+QUEUE_SCOPES = (
+    "grid_id",
+    "firm_id",
+    "community_id",
+    "street_id",
+    "branch_id",
+    "assigned_grid_worker_id",
+    "station_id",
+    "compound_id",
+)
+OPEN_WORK_INDEXES = (
+    [
+        Index(
+            f"ix_case_open_{scope.removesuffix('_id')}_due",
+            scope,
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN),
+            sqlite_where=text(_OPEN),
+        )
+        for scope in QUEUE_SCOPES
+    ]
+    + [
+        Index(
+            f"ix_case_open_{scope.removesuffix('_id')}_state",
+            scope,
+            "state",
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN),
+            sqlite_where=text(_OPEN),
+        )
+        for scope in ("grid_id", "firm_id", "community_id", "street_id", "branch_id")
+    ]
+    + [Index("ix_case_open_due", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN))]
+)
+
+#: trigram (pg_trgm) GIN indexes for searching parts of words on PostgreSQL; on SQLite (development) they
+#: are plain indexes, kept so that both databases have the same index names
+TRIGRAM_COLUMNS = ("ref", "resident_name", "description", "address_text")
+TRIGRAM_INDEXES = [
+    Index(f"ix_case_{column}_trgm", column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+    for column in TRIGRAM_COLUMNS
+]
+
+
 class Case(db.Model):
     """A resident's matter, from intake to sign-off.
 
@@ -119,6 +167,13 @@ class Case(db.Model):
             sqlite_where=text("escalation_level > 0"),
         ),
         Index("ix_case_shelved", "street_id", postgresql_where=text("shelved"), sqlite_where=text("shelved")),
+        # work queues: open cases of a scope by deadline, and of one state of a scope by deadline
+        *OPEN_WORK_INDEXES,
+        # search: a caller's phone, its last 4 digits
+        Index("ix_case_phone", "resident_phone"),
+        Index("ix_case_phone_last4", "resident_phone_last4"),
+        # search on PostgreSQL: "part of" comparisons through trigram indexes (created only there)
+        *TRIGRAM_INDEXES,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -26,10 +26,11 @@ from app.core import throttle
 from app.core.errors import DomainError
 from app.core.i18n import is_english
 from app.core.params import parse_id
+from app.core.timeutil import utcnow
 from app.extensions import db
-from app.org.models import Building, Community, Compound, PropertyFirm
-from app.sla.services import timer_view
-from workflows import STATES, TRIGGERS, WORKFLOWS
+from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm
+from app.sla.services import load_calendar, timer_view
+from workflows import OPEN_STATES, STATES, TRIGGERS, WORKFLOWS
 from workflows.diagram import render_svg
 
 bp = Blueprint("cases", __name__)
@@ -54,26 +55,122 @@ def _load(ref: str) -> Case:
 @bp.route("/cases")
 @login_required
 def index():
+    """The user's work queue by deadline (the default), or any filtered list / search of their scope."""
+    args = request.args
     try:
-        filters = queries.CaseFilters.from_args(request.args)
-        if request.args.get("mine") and current_user.role == roles.GRID_WORKER:
-            filters.assigned_to = current_user.id
-        items, next_cursor = queries.list_cases(current_user, filters, request.args.get("cursor"), limit=25)
+        filters = queries.CaseFilters.from_args(args)
+        if not any(args.get(k) for k in LIST_KEYS):
+            filters.mine = True  # a user opens the page on their own open work
+        if filters.state is None:
+            filters.state = "all" if filters.q else "open"
+        items, next_cursor = queries.list_cases(current_user, filters, args.get("cursor"), limit=25, by_deadline=True)
     except DomainError as error:
         flash(error.message, "danger")
         return redirect(url_for("cases.index"))
     categories = db.session.scalars(select(Category).order_by(Category.sort_order)).all()
-    args = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    kept = {k: v for k, v in args.items() if k != "cursor" and v}
+    if filters.mine:
+        kept["mine"] = "1"
+    now = utcnow()
+    calendar = load_calendar()
     return render_template(
         "cases/index.html",
         items=items,
+        rows=[_row(case, now, calendar) for case in items],
         next_cursor=next_cursor,
         filters=filters,
         categories=categories,
+        compounds=_filter_compounds(),
         states=STATES,
-        args=args,
-        first_page=not request.args.get("cursor"),
+        args=kept,
+        first_page=not args.get("cursor"),
+        counts=queries.queue_counts(current_user),
+        queue_states=queries.queue_states(current_user) or OPEN_STATES,
+        channels=L.CHANNEL_LABELS,
+        windows=_business_windows(calendar, now),
+        more_filters=any(args.get(k) for k in MORE_FILTER_KEYS),
     )
+
+
+#: any of these in the URL means "a list the user asked for" rather than their queue
+LIST_KEYS = (
+    "q",
+    "state",
+    "category",
+    "compound_id",
+    "compound",
+    "urgency",
+    "channel",
+    "escalation",
+    "overdue",
+    "needs_routing",
+    "shelved",
+    "mine",
+    "created_from",
+    "created_to",
+    "cursor",
+)
+MORE_FILTER_KEYS = (
+    "category",
+    "compound_id",
+    "urgency",
+    "channel",
+    "created_from",
+    "created_to",
+    "needs_routing",
+    "shelved",
+)
+
+
+def _row(case: Case, now, calendar) -> dict:
+    """What a queue row shows about time: level (0 normal, 1 near the deadline, 2+ overdue) and time left."""
+    level = case.escalation_level or 0
+    if case.is_open and case.paused_at is None and case.due_at is not None:
+        if now >= case.due_at:
+            level = max(level, 2)
+        elif case.warn_at is not None and now >= case.warn_at:
+            level = max(level, 1)
+    left = None
+    if case.is_open and case.due_at is not None and case.paused_at is None:
+        if case.step_working:
+            left = calendar.business_minutes_between(now, case.due_at)
+        else:
+            left = (case.due_at - now).total_seconds() / 60
+    return {"level": level if case.is_open else 0, "left": left}
+
+
+def _business_windows(calendar, now) -> list[list[int]]:
+    """Business periods of the next days as [start, end] epoch milliseconds, for the live countdown."""
+    today = now.astimezone(calendar.tz).date()
+    windows = []
+    for offset in range(0, 8):
+        day = today + timedelta(days=offset)
+        if calendar.is_working_day(day):
+            windows.extend(
+                [int(start.timestamp() * 1000), int(end.timestamp() * 1000)] for start, end in calendar._windows(day)
+            )
+    return windows
+
+
+def _filter_compounds():
+    """Compounds the user can filter by: those of their area."""
+    user = current_user
+    if user.role == roles.PROPERTY_MANAGER:
+        query = (
+            select(Compound)
+            .join(FirmContract, FirmContract.compound_id == Compound.id)
+            .where(FirmContract.firm_id == user.firm_id)
+            .distinct()
+            .order_by(Compound.code)
+        )
+        return db.session.scalars(query).all()
+    if user.role == roles.BRANCH_SECRETARY:
+        return db.session.scalars(
+            select(Compound)
+            .join(PartyBranch, PartyBranch.compound_id == Compound.id)
+            .where(PartyBranch.id == user.branch_id)
+        ).all()
+    return _intake_compounds()
 
 
 # ----------------------------------------------------------------------------------------- intake
@@ -482,6 +579,13 @@ def track():
     return render_template("cases/track.html", form=form, case=case, events=events, L=L), status
 
 
+def my_work_counts() -> queries.QueueCounts:
+    """The current user's open work for the navigation (computed once per request)."""
+    if "ksm_work_counts" not in g:
+        g.ksm_work_counts = queries.queue_counts(current_user)
+    return g.ksm_work_counts
+
+
 @bp.app_context_processor
 def _case_template_helpers():
-    return {"L": L, "STATES": STATES}
+    return {"L": L, "STATES": STATES, "my_work_counts": my_work_counts}
