@@ -120,13 +120,19 @@ def test_a_refused_action_explains_and_keeps_the_input(client, auth, app):
     response = auth.post(
         f"/cases/{ref}/actions/firm_return", {"note": "不属于我们的服务范围"}, form_page=f"/cases/{ref}"
     )
-    assert response.status_code == 422
-    body = response.get_data(as_text=True)
+    # post/redirect/get: back to the case page with the message and the input kept
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/cases/{ref}#actions")
+    body = client.get(f"/cases/{ref}").get_data(as_text=True)
     assert "退单原因" in body and "不属于我们的服务范围" in body
+    assert "不属物业服务范围" in body and "not_our_service (" not in body  # labels, never internal codes
     assert _case(app, ref).state == "firm_dispatched"
+    # a refresh shows the plain case page: nothing re-submitted, the message is gone
+    again = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "不属于我们的服务范围" not in again and _case(app, ref).state == "firm_dispatched"
     wrong = auth.post(f"/cases/{ref}/actions/firm_complete", {"result": "x"}, form_page=f"/cases/{ref}")
-    assert wrong.status_code == 409
-    assert "待物业接单" in wrong.get_data(as_text=True) and "接单" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 303
+    page = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "待物业接单" in page and "接单" in page
 
 
 def test_stale_page_gets_a_conflict_not_a_double_action(client, auth, app):
@@ -135,8 +141,8 @@ def test_stale_page_gets_a_conflict_not_a_double_action(client, auth, app):
     stale = _case(app, ref).version
     auth.post(f"/cases/{ref}/actions/grid_accept", {"version": stale}, form_page=f"/cases/{ref}")
     again = auth.post(f"/cases/{ref}/actions/grid_accept", {"version": stale}, form_page=f"/cases/{ref}")
-    assert again.status_code == 409
-    assert "网格员处置中" in again.get_data(as_text=True)
+    assert again.status_code == 303
+    assert "网格员处置中" in client.get(again.headers["Location"]).get_data(as_text=True)
 
 
 def test_out_of_scope_users_get_404(client, auth):
@@ -238,7 +244,9 @@ def test_supervisor_reassigns_from_the_case_page(client, auth, app):
     missing = client.post(
         f"/cases/{ref}/reassign", data={"csrf_token": csrf_token(client, form_page), "reassign-grid_worker": grid2}
     )
-    assert missing.status_code == 422
+    assert missing.status_code == 303
+    kept = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "请填写改派原因" in kept
     done = client.post(
         f"/cases/{ref}/reassign",
         data={"csrf_token": csrf_token(client, form_page), "reassign-grid_worker": grid2, "reassign-note": "休假调整"},

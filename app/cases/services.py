@@ -449,12 +449,12 @@ def allowed_triggers(user, case: Case, now: datetime | None = None) -> list[str]
     return engine.possible(case.state, user.role, context_for(case, now or utcnow()))
 
 
+def _list_sep() -> str:
+    return "、" if L.lang() == "zh" else ", "
+
+
 def _names(triggers: Iterable[str]) -> str:
-    return (
-        "、".join(L.trigger_label(t) for t in triggers)
-        if L.lang() == "zh"
-        else ", ".join(L.trigger_label(t) for t in triggers)
-    )
+    return _list_sep().join(L.trigger_label(t) for t in triggers)
 
 
 def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
@@ -521,9 +521,8 @@ def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
         for name, problem in error.errors.items():
             label = L.input_label(error.trigger, name)
             if problem == "required" and spec.input(name).kind == "choice":
-                options = ", ".join(
-                    f"{code} ({L.choice_label(error.trigger, name, code)})"
-                    for code, _zh, _en in spec.input(name).choices
+                options = _list_sep().join(
+                    L.choice_label(error.trigger, name, code) for code, _zh, _en in spec.input(name).choices
                 )
                 fields[name] = _("%(field)s is required: choose one of %(options)s.", field=label, options=options)
             elif problem == "required":
@@ -533,14 +532,19 @@ def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
                     "%(field)s is too long (at most %(max)d characters).", field=label, max=spec.input(name).max_length
                 )
             elif problem == "invalid_choice":
-                options = ", ".join(
-                    f"{code} ({L.choice_label(error.trigger, name, code)})"
-                    for code, _zh, _en in spec.input(name).choices
+                # labels only: users never see the internal option codes (API clients get them in details)
+                options = _list_sep().join(
+                    L.choice_label(error.trigger, name, code) for code, _zh, _en in spec.input(name).choices
                 )
                 fields[name] = _("%(field)s: choose one of %(options)s.", field=label, options=options)
             else:
                 fields[name] = _("%(field)s: answer yes or no.", field=label)
         details["fields"] = fields
+        details["choices"] = {
+            name: [code for code, _zh, _en in spec.input(name).choices]
+            for name in error.errors
+            if spec.input(name) is not None and spec.input(name).kind == "choice"
+        }
         message = (
             next(iter(fields.values()))
             if len(fields) == 1

@@ -6,12 +6,14 @@ what the user typed.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from app.auth import roles
@@ -304,10 +306,15 @@ def render_case(
     if can_reassign and reassign_form is None:
         reassign_form = _reassign_form(case)
     show_phone = current_user.role != roles.PROPERTY_MANAGER
+    # the next likely action first, destructive ones last and set apart
+    ordered = sorted(allowed, key=lambda name: TONE_ORDER.get(TRIGGERS[name].tone, 0))
     return render_template(
         "cases/show.html",
         case=case,
-        allowed=allowed,
+        allowed=ordered,
+        main_actions=[name for name in ordered if TRIGGERS[name].tone != "danger"],
+        danger_actions=[name for name in ordered if TRIGGERS[name].tone == "danger"],
+        can_print=current_user.role in RECEIPT_ROLES,
         triggers=TRIGGERS,
         events=events,
         svg=svg,
@@ -332,6 +339,9 @@ def render_case(
         if case.is_open
         else [],
     ), status
+
+
+TONE_ORDER = {"secondary": 1, "danger": 2}
 
 
 def _reassign_form(case: Case) -> ReassignForm:
@@ -362,7 +372,60 @@ def _reassign_form(case: Case) -> ReassignForm:
 @login_required
 def show(ref: str):
     case = _load(ref)
+    kept = session.pop(KEPT_FORM, None)
+    if isinstance(kept, dict) and kept.get("ref") == case.ref:
+        reassign_form = None
+        if kept.get("kind") == "reassign" and current_user.role in services.REASSIGN_ROLES:
+            reassign_form = _reassign_form(case)
+            reassign_form.process(MultiDict(kept.get("values") or {}))
+            reassign_form.version.data = str(case.version)
+            reassign_form.validate()
+        return render_case(
+            case,
+            errors=kept.get("errors") or {},
+            values=kept.get("values") or {},
+            open_trigger=kept.get("open_trigger"),
+            reassign_form=reassign_form,
+        )
     return render_case(case)
+
+
+#: session key of a refused form's messages and input, shown once on the case page (post/redirect/get)
+KEPT_FORM = "ksm_case_form"
+#: the session lives in a cookie: larger input is shown directly instead of through a redirect
+MAX_KEPT_BYTES = 2500
+
+
+def _back_to_case(
+    case: Case,
+    message: str,
+    *,
+    status: int,
+    errors=None,
+    values=None,
+    open_trigger=None,
+    kind: str = "action",
+    anchor: str = "actions",
+    reassign_form=None,
+):
+    """After a refusal: flash the message and redirect to the case page with the input kept (PRG).
+
+    A refresh of the page the user lands on re-submits nothing. Input too large for the session cookie is
+    rendered directly (with ``status``) so nothing the user typed is lost.
+    """
+    flash(message, "danger")
+    kept = {"ref": case.ref, "errors": errors or {}, "values": values or {}, "open_trigger": open_trigger, "kind": kind}
+    if len(json.dumps(kept, ensure_ascii=False).encode()) > MAX_KEPT_BYTES:
+        return render_case(
+            case,
+            errors=kept["errors"],
+            values=kept["values"],
+            open_trigger=open_trigger,
+            status=status,
+            reassign_form=reassign_form,
+        )
+    session[KEPT_FORM] = kept
+    return redirect(url_for("cases.show", ref=case.ref, _anchor=anchor), code=303)
 
 
 @bp.route("/cases/<ref>/actions/<trigger>", methods=["POST"])
@@ -386,9 +449,13 @@ def act(ref: str, trigger: str):
         db.session.rollback()
         case = _load(ref)
         fields = error.details.get("fields") if error.details else None
-        flash(error.message, "danger")
-        return render_case(
-            case, errors=fields or {"_": error.message}, values=values, open_trigger=trigger, status=error.http_status
+        return _back_to_case(
+            case,
+            error.message,
+            status=error.http_status,
+            errors=fields or {"_": error.message},
+            values=values,
+            open_trigger=trigger if trigger in TRIGGERS else None,
         )
     db.session.commit()
     flash(
@@ -417,8 +484,9 @@ def add_note(ref: str):
         )
     except DomainError as error:
         db.session.rollback()
-        flash(error.message, "danger")
-        return render_case(_load(ref), values={"note": text}, status=error.http_status)
+        return _back_to_case(
+            _load(ref), error.message, status=error.http_status, values={"note": text}, kind="note", anchor="notes"
+        )
     db.session.commit()
     flash(_("Note added."), "success")
     return redirect(url_for("cases.show", ref=case.ref, _anchor="history"))
@@ -433,8 +501,7 @@ def upload(ref: str):
         services.attach(case, current_user, files, note=request.form.get("note"))
     except DomainError as error:
         db.session.rollback()
-        flash(error.message, "danger")
-        return render_case(_load(ref), status=error.http_status)
+        return _back_to_case(_load(ref), error.message, status=error.http_status, kind="upload", anchor="files")
     db.session.commit()
     flash(_("%(count)d file(s) attached.", count=len(files)), "success")
     return redirect(url_for("cases.show", ref=case.ref, _anchor="files"))
@@ -464,9 +531,17 @@ def reassign(ref: str):
     case = _load(ref)
     form = _reassign_form(case)
     form.process(request.form)
+    kept_values = {k: v for k, v in request.form.items() if k.startswith("reassign-") and k != "reassign-csrf_token"}
     if not form.validate():
-        flash(_("Say why the case is reassigned."), "danger")
-        return render_case(case, reassign_form=form, status=422)
+        return _back_to_case(
+            case,
+            _("Say why the case is reassigned."),
+            status=422,
+            values=kept_values,
+            kind="reassign",
+            anchor="reassign",
+            reassign_form=form,
+        )
     try:
         services.reassign(
             case,
@@ -479,8 +554,15 @@ def reassign(ref: str):
         )
     except DomainError as error:
         db.session.rollback()
-        flash(error.message, "danger")
-        return render_case(_load(ref), reassign_form=form, status=error.http_status)
+        return _back_to_case(
+            _load(ref),
+            error.message,
+            status=error.http_status,
+            values=kept_values,
+            kind="reassign",
+            anchor="reassign",
+            reassign_form=form,
+        )
     db.session.commit()
     flash(_("Case %(ref)s reassigned.", ref=case.ref), "success")
     return redirect(url_for("cases.show", ref=case.ref))
