@@ -341,7 +341,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         resident_name=clean["resident_name"],
         resident_phone=clean["resident_phone"],
         resident_phone_last4=clean["resident_phone"][-4:] if clean["resident_phone"] else None,
-        signoff_token=secrets.token_urlsafe(12),
+        signoff_token=new_signoff_code(),
         station_id=getattr(actor, "station_id", None) if getattr(actor, "role", None) == roles.CLERK else None,
         created_by_id=getattr(actor, "id", None),
         created_at=now,
@@ -923,9 +923,37 @@ class _RoutingView:
 # ------------------------------------------------------------------------------------- residents
 
 
+#: sign-off codes are read aloud and typed: no 0/O, 1/I/L look-alikes (31 symbols, 8 of them ≈ 8.5e11)
+SIGNOFF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+SIGNOFF_CODE_LENGTH = 8
+
+
+def new_signoff_code() -> str:
+    """A random sign-off code for the receipt, e.g. ``K7MQ2XPA``."""
+    return "".join(secrets.choice(SIGNOFF_ALPHABET) for _ in range(SIGNOFF_CODE_LENGTH))
+
+
+def normalize_signoff_code(text: str) -> str:
+    """What a resident typed (``k7mq-2xpa``, ``K7MQ 2XPA``) as a stored code (``K7MQ2XPA``)."""
+    return "".join(ch for ch in (text or "").upper() if ch.isalnum())[:32]
+
+
+def format_signoff_code(code: str) -> str:
+    """A short code in two groups for reading aloud (``K7MQ-2XPA``); older long tokens unchanged."""
+    return f"{code[:4]}-{code[4:]}" if len(code) == SIGNOFF_CODE_LENGTH else code
+
+
 def case_for_signoff_token(token: str) -> Case:
-    """The case a resident's sign-off link points to. Raises :class:`NotFound`."""
-    case = db.session.scalar(select(Case).where(Case.signoff_token == (token or "").strip())) if token else None
+    """The case a resident's sign-off link or typed code points to. Raises :class:`NotFound`.
+
+    Older receipts carry a longer, case-sensitive token: it is tried as it is first.
+    """
+    token = (token or "").strip()[:64]
+    case = db.session.scalar(select(Case).where(Case.signoff_token == token)) if token else None
+    if case is None and token:
+        code = normalize_signoff_code(token)
+        if code and code != token:
+            case = db.session.scalar(select(Case).where(Case.signoff_token == code))
     if case is None:
         raise NotFound(_("This sign-off link is not valid. Check the code on your receipt."))
     return case

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import segno
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -22,7 +23,7 @@ from app.auth.permissions import role_required
 from app.cases import attachments as attachment_store
 from app.cases import labels as L
 from app.cases import queries, services
-from app.cases.forms import IntakeForm, NoteForm, ReassignForm, TrackForm
+from app.cases.forms import IntakeForm, NoteForm, ReassignForm, SignoffCodeForm, TrackForm
 from app.cases.models import Attachment, Case, Category, FollowUp
 from app.core import throttle
 from app.core.errors import DomainError
@@ -30,8 +31,8 @@ from app.core.i18n import is_english
 from app.core.params import parse_id
 from app.core.timeutil import utcnow
 from app.extensions import db
-from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm
-from app.sla.services import load_calendar, timer_view
+from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm, ServiceStation
+from app.sla.services import load_calendar, policy_limit, timer_view
 from workflows import OPEN_STATES, STATES, TRIGGERS, WORKFLOWS
 from workflows.diagram import render_svg
 
@@ -572,13 +573,46 @@ def reassign(ref: str):
 RECEIPT_ROLES = (roles.CLERK, roles.GRID_WORKER, roles.ADMIN)
 
 
+PAPERS = ("80mm", "a5")
+
+
+def qr_svg(data: str, scale: int = 3) -> str:
+    """A QR code as inline SVG, made on the server (segno, no network)."""
+    return segno.make(data, error="m").svg_inline(scale=scale, dark="#000", light="#fff")
+
+
 @bp.route("/cases/<ref>/receipt")
 @role_required(*RECEIPT_ROLES)
 def receipt(ref: str):
+    """The printable receipt: reference, place, promised times, station, QR codes and the short sign-off code."""
     case = _load(ref)
     sign_url = url_for("cases.resident_signoff", token=case.signoff_token, _external=True)
-    track_url = url_for("cases.track", _external=True)
-    return render_template("cases/receipt.html", case=case, sign_url=sign_url, track_url=track_url, L=L)
+    track_url = url_for("cases.track", ref=case.ref, _external=True)
+    code_url = url_for("cases.signoff_code", _external=True)
+    paper = request.args.get("paper") if request.args.get("paper") in PAPERS else PAPERS[0]
+    limit = policy_limit("grid_assigned", case.urgency)
+    first_response = load_calendar().deadline(case.created_at, limit) if limit is not None else None
+    station = case.station or (
+        db.session.scalar(
+            select(ServiceStation).where(ServiceStation.community_id == case.community_id).order_by(ServiceStation.id)
+        )
+        if case.community_id
+        else None
+    )
+    return render_template(
+        "cases/receipt.html",
+        case=case,
+        sign_url=sign_url,
+        track_url=track_url,
+        code_url=code_url,
+        code=services.format_signoff_code(case.signoff_token),
+        track_qr=qr_svg(track_url),
+        sign_qr=qr_svg(sign_url),
+        first_response=first_response,
+        station=station,
+        paper=paper,
+        L=L,
+    )
 
 
 @bp.route("/cases/<ref>/diagram.svg")
@@ -597,9 +631,52 @@ def diagram(ref: str):
 # ------------------------------------------------------------------------------------ residents
 
 
+SIGNOFF_LIMITS = (20,)  # failed code look-ups allowed per IP address within the window
+SIGNOFF_WINDOW = timedelta(minutes=15)
+
+
+@bp.route("/s", methods=["GET", "POST"])
+def signoff_code():
+    """Residents type the short code printed on their receipt to reach their sign-off page."""
+    form = SignoffCodeForm()
+    status = 200
+    if form.validate_on_submit():
+        key = f"signoff:ip:{request.remote_addr}"
+        if throttle.blocked(key, SIGNOFF_LIMITS[0], SIGNOFF_WINDOW):
+            form.code.errors.append(_("Too many attempts. Try again in 15 minutes, or ask at your service station."))
+            return render_template("cases/resident_code.html", form=form), 429
+        try:
+            case = services.case_for_signoff_token(form.code.data)
+        except DomainError as error:
+            throttle.record_failure(key, SIGNOFF_WINDOW)
+            db.session.commit()
+            form.code.errors.append(error.message)
+            status = 404
+        else:
+            return redirect(url_for("cases.resident_signoff", token=case.signoff_token), code=303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("cases/resident_code.html", form=form), status
+
+
+def _completion(case: Case, events):
+    """The last report of work done (firm's completion or on-site resolution) and its photos."""
+    event = next((e for e in reversed(events) if e.trigger in ("firm_complete", "resolve_on_site")), None)
+    photos = (
+        db.session.scalars(
+            select(Attachment)
+            .where(Attachment.case_id == case.id, Attachment.event_id == event.id)
+            .order_by(Attachment.id)
+        ).all()
+        if event is not None
+        else []
+    )
+    return event, [p for p in photos if p.is_image]
+
+
 @bp.route("/s/<token>", methods=["GET", "POST"])
 def resident_signoff(token: str):
-    """The resident's sign-off page, opened from the link or code on the receipt (no account)."""
+    """The resident's sign-off page, opened from the link, the QR code or the typed code (no account)."""
     try:
         case = services.case_for_signoff_token(token)
     except DomainError:
@@ -608,7 +685,7 @@ def resident_signoff(token: str):
     if request.method == "POST":
         values = {k: v for k, v in request.form.items() if k in ("contacted", "resolved", "satisfaction", "comment")}
         try:
-            services.resident_signoff(token, values)
+            services.resident_signoff(case.signoff_token, values)
         except DomainError as error:
             db.session.rollback()
             errors = (error.details or {}).get("fields") or {"_": error.message}
@@ -618,7 +695,7 @@ def resident_signoff(token: str):
             db.session.commit()
             return render_template("cases/resident_thanks.html", case=case, L=L)
     events = services.events_of(case)
-    completion = next((e for e in reversed(events) if e.trigger in ("firm_complete", "resolve_on_site")), None)
+    completion, photos = _completion(case, events)
     return render_template(
         "cases/resident_signoff.html",
         case=case,
@@ -626,9 +703,31 @@ def resident_signoff(token: str):
         values=values,
         signoff=TRIGGERS["signoff"],
         completion=completion,
+        photos=photos,
+        token=token,
         L=L,
         lang=_lang(),
     ), status
+
+
+@bp.route("/s/<token>/photos/<int(min=1, max=2147483647):attachment_id>")
+def resident_photo(token: str, attachment_id: int):
+    """A photo of the completed work, shown to the resident on the sign-off page."""
+    try:
+        case = services.case_for_signoff_token(token)
+    except DomainError:
+        abort(404)
+    _event, photos = _completion(case, services.events_of(case))
+    row = next((p for p in photos if p.id == attachment_id), None)
+    if row is None:
+        abort(404)
+    try:
+        path = attachment_store.path_of(row)
+    except ValueError:
+        abort(404)
+    if not path.exists():
+        abort(404)
+    return send_file(path, mimetype=row.content_type, max_age=3600)
 
 
 #: failed look-ups allowed per IP address and per reference number within the window
@@ -636,29 +735,108 @@ TRACK_LIMITS = (20, 5)
 TRACK_WINDOW = timedelta(minutes=15)
 
 
+def normalize_ref(text: str) -> str:
+    """A reference typed with or without the prefix (``20261125-0001``, ``ksm20261125 0001``)."""
+    compact = "".join(ch for ch in (text or "").upper() if ch.isalnum())
+    if compact.startswith(services.REF_PREFIX):
+        compact = compact[len(services.REF_PREFIX) :]
+    if len(compact) == 12 and compact.isdigit():
+        return f"{services.REF_PREFIX}-{compact[:8]}-{compact[8:]}"
+    return (text or "").strip().upper()[:24]
+
+
 @bp.route("/track", methods=["GET", "POST"])
 def track():
     """Residents look up their case with the reference number and the last 4 digits of their mobile."""
     form = TrackForm()
-    case, events, status = None, [], 200
+    if request.method == "GET" and request.args.get("ref"):
+        form.ref.data = request.args.get("ref", "")[:24]
+    case, status = None, 200
     if form.validate_on_submit():
-        keys = (f"track:ip:{request.remote_addr}", f"track:ref:{form.ref.data.strip().upper()[:24]}")
+        ref = normalize_ref(form.ref.data)
+        keys = (f"track:ip:{request.remote_addr}", f"track:ref:{ref[:24]}")
         if any(throttle.blocked(key, limit, TRACK_WINDOW) for key, limit in zip(keys, TRACK_LIMITS, strict=True)):
             form.ref.errors.append(_("Too many attempts. Try again in 15 minutes, or ask at your service station."))
-            return render_template("cases/track.html", form=form, case=None, events=[], L=L), 429
+            return render_template("cases/track.html", form=form, case=None, timeline=None), 429
         try:
-            case = services.case_for_resident(form.ref.data, form.last4.data)
+            case = services.case_for_resident(ref, form.last4.data)
         except DomainError as error:
             for key in keys:
                 throttle.record_failure(key, TRACK_WINDOW)
             db.session.commit()
             form.ref.errors.append(error.message)
             status = 404
-        else:
-            events = [e for e in services.events_of(case) if e.kind in ("created", "transition")]
     elif request.method == "POST":
         status = 422
-    return render_template("cases/track.html", form=form, case=case, events=events, L=L), status
+    timeline = resident_timeline(case) if case is not None else None
+    return render_template("cases/track.html", form=form, case=case, timeline=timeline), status
+
+
+def resident_timeline(case: Case) -> dict:
+    """The resident's view of a case: the steps, who handles the current one (role and organisation,
+    never a person), by when, and the returns explained in plain words."""
+    events = [e for e in services.events_of(case) if e.kind in ("created", "transition")]
+    state = case.state
+    steps = [("received", _("Received"), ("registered",))]
+    steps.append(("grid", _("With the grid worker"), ("grid_assigned", "grid_handling")))
+    if case.workflow == "predeliberation":
+        steps.append(("branch", _("With the party branch"), ("branch_review",)))
+    steps.append(("firm", _("With the property firm"), ("firm_dispatched", "firm_processing", "on_hold")))
+    steps.append(("signoff", _("Awaiting your confirmation"), ("awaiting_signoff",)))
+    steps.append(("closed", _("Closed"), ("closed",)))
+    current = next(i for i, (_key, _label, states) in enumerate(steps) if state in states or i == len(steps) - 1)
+    entered: dict[str, object] = {}
+    for e in events:
+        for key, _label, states in steps:
+            if (e.kind == "created" and key == "received") or (e.to_state in states):
+                entered[key] = e.created_at
+    who = {
+        "grid": (_("Grid worker"), case.grid.name if case.grid else ""),
+        "branch": (_("Party branch"), case.branch.name if case.branch else ""),
+        "firm": (_("Property firm"), case.firm.name if case.firm else ""),
+        "signoff": (_("You"), ""),
+    }
+    rows = []
+    for i, (key, label, _states) in enumerate(steps):
+        skipped = key == "firm" and case.resolved_on_site and i < current
+        skipped = skipped or (key == "firm" and i < current and case.firm_dispatched_at is None)
+        skipped = skipped or (key in ("branch", "signoff") and i < current and key not in entered)
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "status": "current" if i == current and state != "closed" else ("done" if i <= current else "todo"),
+                "skipped": skipped,
+                "when": entered.get(key),
+                "who": who.get(key) if i == current and state != "closed" else None,
+                "due": case.due_at if i == current and state != "closed" and not case.paused_at else None,
+            }
+        )
+    returns = []
+    for e in events:
+        payload = e.payload or {}
+        if e.trigger == "firm_return":
+            reason = L.choice_label("firm_return", "reason", payload.get("reason")) if payload.get("reason") else ""
+            returns.append(
+                (e.created_at, _("The property firm passed it back to the grid worker: %(reason)s.", reason=reason))
+            )
+        elif e.trigger == "signoff" and e.to_state != "closed":
+            returns.append(
+                (
+                    e.created_at,
+                    _("The resident said it was not resolved or was not satisfied, so it is being handled again."),
+                )
+            )
+        elif e.trigger == "reopen":
+            returns.append((e.created_at, _("A supervisor reopened the case to handle it again.")))
+        elif e.trigger == "hold":
+            reason = L.choice_label("hold", "reason", payload.get("reason")) if payload.get("reason") else ""
+            returns.append((e.created_at, _("Paused (the clock stops): %(reason)s.", reason=reason)))
+        elif e.trigger == "close_invalid":
+            returns.append(
+                (e.created_at, _("Closed without handling: %(why)s.", why=L.resolution_label(case.resolution)))
+            )
+    return {"steps": rows, "returns": returns, "confirm": case.state == "awaiting_signoff"}
 
 
 def my_work_counts() -> queries.QueueCounts:
