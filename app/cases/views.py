@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import lru_cache
 
 import segno
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, session, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
@@ -29,7 +31,7 @@ from app.core import throttle
 from app.core.errors import DomainError
 from app.core.i18n import is_english
 from app.core.params import parse_id
-from app.core.timeutil import utcnow
+from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm, ServiceStation
 from app.sla.services import load_calendar, policy_limit, timer_view
@@ -195,11 +197,38 @@ def _intake_compounds():
     return db.session.scalars(query).all()
 
 
+@lru_cache(maxsize=512)
+def search_keys(*names: str) -> str:
+    """Lower-case keys a category can be found by: the names, their pinyin and pinyin initials
+    (``电梯故障`` → ``diantiguzhang dtgz``)."""
+    keys = []
+    for name in names:
+        if not name:
+            continue
+        keys.append(name.lower())
+        if any("\u4e00" <= ch <= "\u9fff" for ch in name):
+            keys.append("".join(lazy_pinyin(name)))
+            keys.append("".join(lazy_pinyin(name, style=Style.FIRST_LETTER)))
+    return " ".join(keys)
+
+
 def _fill_intake_choices(form: IntakeForm, compounds) -> None:
     categories = db.session.scalars(
         select(Category).where(Category.active.is_(True)).order_by(Category.sort_order)
     ).all()
-    form.category.choices = [SelectChoice("", _("Choose…"))] + [SelectChoice(c.code, c.name) for c in categories]
+    form.category.choices = [SelectChoice("", _("Choose…"))] + [
+        SelectChoice(
+            c.code,
+            c.name,
+            render_kw={
+                "data-search": search_keys(c.name_zh, c.name_en, c.code),
+                "data-urgency": str(L.URGENCY_LABELS.get(c.default_urgency, c.default_urgency)),
+                "data-urgent": "1" if c.default_urgency == "urgent" else "0",
+                "data-workflow": L.workflow_label(c.workflow),
+            },
+        )
+        for c in categories
+    ]
     form.compound.choices = [SelectChoice("", _("Choose…"))] + [
         SelectChoice(str(c.id), f"{c.name}（{c.community.name}）") for c in compounds
     ]
@@ -260,13 +289,20 @@ def new():
                 )
                 status = 409
             else:
+                photos = [(f.filename, f.read()) for f in request.files.getlist("photos") if f and f.filename]
                 try:
                     case = services.register_case(intake, current_user)
+                    if photos:
+                        services.attach(case, current_user, photos)
                 except services.FieldErrors as error:
                     db.session.rollback()
                     for name, message in error.errors.items():
                         getattr(form, name, form.description).errors.append(message)
                     status = 422
+                except DomainError as error:  # a file that is not a usable photo: nothing is registered
+                    db.session.rollback()
+                    form.description.errors.append(error.message)
+                    status = error.http_status
                 else:
                     db.session.commit()
                     flash(
@@ -283,6 +319,57 @@ def new():
     elif request.method == "POST":
         status = 422
     return render_template("cases/new.html", form=form, duplicates=duplicates), status
+
+
+def localtime_text(value) -> str:
+    local = to_local(value)
+    return local.strftime("%Y-%m-%d %H:%M") if local else ""
+
+
+def _case_brief(case: Case) -> dict:
+    return {
+        "ref": case.ref,
+        "url": url_for("cases.show", ref=case.ref),
+        "state": L.state_label(case.state),
+        "open": case.is_open,
+        "category": case.category.name,
+        "compound_id": case.compound_id,
+        "compound": case.compound.name if case.compound else "",
+        "building": case.building.name if case.building else "",
+        "created": localtime_text(case.created_at),
+        "description": (case.description or "")[:80],
+    }
+
+
+@bp.route("/cases/callers")
+@role_required(*INTAKE_ROLES)
+def caller_history():
+    """A caller's earlier cases (JSON) for the intake page: typing a full mobile shows them."""
+    phone = (request.args.get("phone") or "")[:20]
+    cases = queries.caller_history(current_user, phone)
+    latest = cases[0] if cases else None
+    allowed = {c.id for c in _intake_compounds()}
+    return jsonify(
+        {
+            "cases": [_case_brief(c) for c in cases],
+            "name": latest.resident_name if latest else None,
+            "compound_id": latest.compound_id if latest and latest.compound_id in allowed else None,
+            "building_id": latest.building_id if latest and latest.compound_id in allowed else None,
+            "unit": latest.unit if latest and latest.compound_id in allowed else None,
+        }
+    )
+
+
+@bp.route("/cases/duplicates")
+@role_required(*INTAKE_ROLES)
+def duplicate_hint():
+    """Open cases of the same category in the same compound (JSON), shown while the case is typed."""
+    category = db.session.scalar(select(Category).where(Category.code == (request.args.get("category") or "")[:32]))
+    compound_id = parse_id(request.args.get("compound"))
+    if category is None or compound_id is None or compound_id not in {c.id for c in _intake_compounds()}:
+        return jsonify({"cases": []})
+    found = services.possible_duplicates(category.id, compound_id, parse_id(request.args.get("building")))
+    return jsonify({"cases": [_case_brief(c) for c in found if services.can_view(current_user, c)]})
 
 
 # ------------------------------------------------------------------------------------- case page
