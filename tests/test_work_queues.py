@@ -47,6 +47,12 @@ def test_overdue_and_near_deadline_rows_are_coloured_and_counted(client, auth):
     assert "queue-overdue" not in fresh_row and "queue-warning" not in fresh_row
     assert _refs(body)[0] == overdue
     assert 'class="countdown' in body and "js/countdown.js" in body
+    # chips count by the clock, like the row colours, and filter the queue
+    assert re.search(r'data-chip="overdue">[^<]*<span class="fw-bold">1</span>', body)
+    assert re.search(r'id="my-overdue-count"[^>]*>\s*1\s*<', body)
+    only_overdue = _refs(client.get("/cases?mine=1&due=overdue").get_data(as_text=True))
+    assert only_overdue == [overdue]
+    assert client.get("/cases?due=later", follow_redirects=True).status_code == 200
     # firm2 does not see firm1's work, in its queue or by search
     auth.logout()
     auth.login("firm2")

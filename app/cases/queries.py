@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.auth import roles
@@ -27,7 +27,7 @@ from app.auth.permissions import scope_clause
 from app.cases.models import CHANNELS, URGENCIES, Case, Category
 from app.core.errors import ValidationError
 from app.core.params import parse_id, reasonable_instant
-from app.core.timeutil import parse_instant
+from app.core.timeutil import parse_instant, utcnow
 from app.extensions import db
 from workflows import STATES
 
@@ -49,6 +49,9 @@ QUEUE_STATES: dict[str, tuple[str, ...] | None] = {
 #: escalation filter values → levels
 ESCALATION_FILTERS = {"warning": (1, 1), "overdue": (2, 3), "yellow": (2, 2), "red": (3, 3), "any": (1, 3)}
 
+#: deadline filters, by the clock (the row colours): the sweep's escalation level may lag a minute
+DUE_FILTERS = ("soon", "overdue")
+
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -60,6 +63,7 @@ class CaseFilters:
     urgency: str | None = None
     channel: str | None = None
     escalation: str | None = None  # a key of ESCALATION_FILTERS
+    due: str | None = None  # "soon" (past the warning instant) or "overdue" (past the deadline), by the clock
     q: str | None = None  # search text
     needs_routing: bool | None = None
     overdue: bool = False  # yellow or red card
@@ -96,6 +100,11 @@ class CaseFilters:
             if escalation not in ESCALATION_FILTERS:
                 errors["escalation"] = _("Unknown escalation level %(level)s.", level=escalation)
             filters.escalation = escalation
+        due = (args.get("due") or "").strip()
+        if due:
+            if due not in DUE_FILTERS:
+                errors["due"] = _("Unknown deadline filter %(value)s.", value=due)
+            filters.due = due
         compound = (args.get("compound_id") or args.get("compound") or "").strip()
         if compound:
             filters.compound_id = parse_id(compound)
@@ -271,6 +280,13 @@ def _filtered(user, filters: CaseFilters):
     if filters.escalation:
         low, high = ESCALATION_FILTERS[filters.escalation]
         query = query.where(Case.escalation_level.between(low, high))
+    if filters.due:
+        now = utcnow()
+        query = query.where(Case.state != CLOSED, Case.paused_at.is_(None))
+        if filters.due == "overdue":
+            query = query.where(Case.due_at <= now)
+        else:
+            query = query.where(Case.warn_at <= now, Case.due_at > now)
     if filters.q:
         clause = search_clause(filters.q)
         if clause is not None:
@@ -341,18 +357,20 @@ def queue_counts(user) -> QueueCounts:
     counts = QueueCounts()
     if user is None or not getattr(user, "is_authenticated", False):
         return counts
+    now = utcnow()
+    running = Case.paused_at.is_(None)
+    overdue = case((and_(running, Case.due_at <= now), 1), else_=0)
+    soon = case((and_(running, Case.warn_at <= now, Case.due_at > now), 1), else_=0)
     query = (
-        select(Case.state, Case.escalation_level, func.count())
+        select(Case.state, func.count(), func.sum(soon), func.sum(overdue))
         .where(scope_clause(user, Case), queue_clause(user))
-        .group_by(Case.state, Case.escalation_level)
+        .group_by(Case.state)
     )
-    for state, level, n in db.session.execute(query):
+    for state, n, n_soon, n_overdue in db.session.execute(query):
         counts.total += n
-        counts.by_state[state] = counts.by_state.get(state, 0) + n
-        if level == 1:
-            counts.warning += n
-        elif level and level >= 2:
-            counts.overdue += n
+        counts.by_state[state] = n
+        counts.warning += int(n_soon or 0)
+        counts.overdue += int(n_overdue or 0)
     return counts
 
 

@@ -100,6 +100,7 @@ def index():
 #: any of these in the URL means "a list the user asked for" rather than their queue
 LIST_KEYS = (
     "q",
+    "due",
     "state",
     "category",
     "compound_id",
