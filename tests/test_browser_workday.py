@@ -1,9 +1,11 @@
 """A full working day in a real browser (Chromium through Playwright), at 1366 px and 375 px.
 
-The clerk logs a case by keyboard with a photo and prints the receipt; the grid worker accepts and
+The clerk logs a case by keyboard with a photo and prints the receipt; a second caller's report is
+linked (own reference, receipt, code); the grid worker accepts and
 dispatches from a phone; the firm returns it once with a reason, then accepts and completes with a
 photo; the resident answers "unsatisfied" by typing the short code on /s; the firm completes again;
-the resident signs off and the case closes; /track shows each step. Also: search, scope by URL,
+the resident signs off and the case closes; the second caller signs off with their own code; /track
+shows each step for both references. Also: search, scope by URL,
 refusals without internal codes, a refresh after a conflict re-submits nothing.
 
 Screenshots of every page at both widths go to ``$KSM_ARTIFACTS`` (default: a temporary directory,
@@ -121,16 +123,16 @@ def _state(app, ref):
         return state
 
 
-def _events(app, ref, trigger):
+def _events(app, ref, trigger, kind=None):
     from sqlalchemy import func, select
 
     from app.cases.models import Case, CaseEvent
     from app.extensions import db
 
     with app.app_context():
-        n = db.session.scalar(
-            select(func.count()).select_from(CaseEvent).join(Case).where(Case.ref == ref, CaseEvent.trigger == trigger)
-        )
+        query = select(func.count()).select_from(CaseEvent).join(Case, Case.id == CaseEvent.case_id)
+        query = query.where(Case.ref == ref, CaseEvent.kind == kind if kind else CaseEvent.trigger == trigger)
+        n = db.session.scalar(query)
         db.session.remove()
         return n
 
@@ -207,6 +209,31 @@ def test_a_full_working_day(browser, live, artifacts):
     shots.both(receipt, "05-receipt-a5")
     receipt.close()
 
+    # --- a second caller reports the same lift: linked, with their own reference and receipt ------
+    clerk.goto(url + "/cases/new")
+    clerk.fill("#resident_phone", "13811112222")
+    clerk.fill("#resident_name", "钱先生")
+    clerk.fill("#category-search", "dtgz")
+    clerk.keyboard.press("Enter")
+    clerk.select_option("#compound", index=1)
+    clerk.wait_for_selector(f"#duplicate-hint:not([hidden]) a:has-text('{ref}')")  # hinted before submitting
+    shots.both(clerk, "06a-duplicate-hint")
+    clerk.fill("#description", "1栋电梯又坏了，我住10楼")
+    clerk.click("#intake-form button[type=submit]")
+    clerk.click(f"[data-link-to='{ref}']")
+    clerk.wait_for_selector("#callers")
+    assert "钱先生" in clerk.inner_text("#callers")
+    with clerk.context.expect_page() as report_receipt_info:
+        clerk.click("#print-report-receipt")
+    report_receipt = report_receipt_info.value
+    report_receipt.wait_for_load_state()
+    report_ref = report_receipt.inner_text("#receipt-ref").strip()
+    code2 = report_receipt.inner_text("#signoff-code").strip()
+    assert report_ref != ref and code2 != code and report_receipt.locator("#joined").count() == 1
+    shots.both(report_receipt, "06b-linked-receipt")
+    report_receipt.close()
+    shots.both(clerk, "06c-case-with-two-callers")
+
     # --- search: last 4 digits, a name, a word of the description ---------------------------------
     for q in ("1234", "周女士", "按钮无反应"):
         clerk.goto(url + "/cases?q=" + q)
@@ -223,7 +250,7 @@ def test_a_full_working_day(browser, live, artifacts):
     grid.wait_for_selector("#case-ref")
     top = grid.locator("#act-grid_accept button[type=submit]").bounding_box()["y"]
     assert top < 700  # the next action is on the first screen of a phone
-    assert grid.locator("a[href^='tel:']").count() == 1
+    assert grid.locator("a[href='tel:13955551234']").count() == 1  # tap to call the caller
     shots.both(grid, "08-grid-case")
     grid.click("#act-grid_accept button[type=submit]")
     grid.wait_for_selector(".alert-success")
@@ -320,6 +347,17 @@ def test_a_full_working_day(browser, live, artifacts):
     resident.click("main button[type=submit]")
     resident.wait_for_selector("text=已办结")
     assert _state(app, ref) == "closed"
+    # the second caller signs off with their own code
+    resident.goto(url + "/s")
+    resident.fill("#code", code2)
+    resident.click("main button[type=submit]")
+    resident.wait_for_selector("#what-was-done")
+    resident.click("label[for=contacted-yes]")
+    resident.click("label[for=resolved-yes]")
+    resident.click("label[for=satisfaction-basic]")
+    resident.click("main button[type=submit]")
+    resident.wait_for_selector(f"text={report_ref}")
+    assert _events(app, ref, None, kind="report_signoff") == 1
 
     # --- /track shows each step -------------------------------------------------------------------
     resident.goto(url + "/track")
@@ -332,6 +370,14 @@ def test_a_full_working_day(browser, live, artifacts):
     assert "物业企业已将诉求退回网格员" in resident.inner_text("#returns")
     assert "13905662001" not in resident.content()  # never a person's phone
     shots.both(resident, "14-track")
+    resident.goto(url + "/track")
+    resident.fill("#ref", report_ref)
+    resident.fill("#last4", "2222")
+    resident.click("main button[type=submit]")
+    resident.wait_for_selector("#joined")
+    steps = resident.locator(".resident-timeline .step")
+    assert [steps.nth(i).get_attribute("data-status") for i in range(steps.count())] == ["done"] * steps.count()
+    shots.both(resident, "14b-track-second-caller")
 
     # --- closed cases only when asked; the supervisor's queue in English --------------------------
     clerk.goto(url + "/cases")

@@ -90,10 +90,17 @@ def test_duplicate_hint_lets_the_clerk_link_instead_of_creating(client, auth, ap
     assert existing in body and "confirm_new" in body
     with app.app_context():
         assert db.session.scalar(select(Case).where(Case.ref != existing, Case.unit == "2单元301")) is None
-    # link: the report becomes a note on the existing case
-    note = re.search(r'name="note" value="([^"]+)"', body).group(1)
-    linked = auth.post(f"/cases/{existing}/notes", {"note": note}, form_page="/cases/new")
-    assert linked.status_code == 302
+    # link: the caller's report is linked to the existing case, with its own reference
+    fields = dict(
+        re.findall(
+            r'<input type="hidden" name="(resident_name|resident_phone|description|channel|unit)" '
+            r'value="([^"]*)"',
+            body,
+        )
+    )
+    assert fields["resident_phone"] == "13812345678" and fields["description"] == "厨房天花板漏水，楼上无人"
+    linked = auth.post(f"/cases/{existing}/reports", fields, form_page="/cases/new")
+    assert linked.status_code == 302 and "report=KSM-" in linked.headers["Location"]
     assert "陈先生" in client.get(f"/cases/{existing}").get_data(as_text=True)
     # or confirm it is new
     created = auth.post("/cases/new", _intake(app, confirm_new="y"), form_page="/cases/new")

@@ -347,8 +347,50 @@ class FollowUp(db.Model):
     #: resident (self-service link) or the role of the staff member who phoned
     channel: Mapped[str] = mapped_column(String(16))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    #: the linked caller's report this follow-up answers (None: the case's own caller)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("case_report.id", ondelete="RESTRICT"), index=True)
     valid: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseReport(db.Model):
+    """Another caller's report of a matter already open as a case (one case, many callers).
+
+    The caller gets their own reference, receipt, tracking and sign-off; the handling is the main case's.
+    A supervisor may undo the link: the report then becomes a case of its own (same reference and code).
+    """
+
+    __tablename__ = "case_report"
+    __table_args__ = (Index("ix_case_report_case", "case_id", "id"), Index("ix_case_report_phone", "resident_phone"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="RESTRICT"))
+    ref: Mapped[str] = mapped_column(String(24), unique=True)
+    signoff_token: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(50))
+    resident_name: Mapped[str | None] = mapped_column(String(50))
+    resident_phone: Mapped[str | None] = mapped_column(String(20))
+    resident_phone_last4: Mapped[str | None] = mapped_column(String(4))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("service_station.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: set when a supervisor undid the link; the report then lives on as ``split_case_id``
+    unlinked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    split_case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
+
+    case = relationship("Case", foreign_keys=[case_id])
+    station = relationship("ServiceStation")
+
+    @property
+    def active(self) -> bool:
+        return self.unlinked_at is None
+
+    @property
+    def masked_phone(self) -> str:
+        phone = self.resident_phone or ""
+        return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else ("****" if phone else "")
 
 
 class Attachment(db.Model):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 
 from app.auth import roles
 from app.auth.permissions import scope_clause
-from app.cases.models import CHANNELS, URGENCIES, Case, Category
+from app.cases.models import CHANNELS, URGENCIES, Case, CaseReport, Category
 from app.core.errors import ValidationError
 from app.core.params import parse_id, reasonable_instant
 from app.core.timeutil import parse_instant, utcnow
@@ -218,12 +218,19 @@ def search_clause(q: str):
     for word in q.split():
         compact = word.replace("-", "").replace(" ", "")
         upper = word.upper()
-        if _PHONE.match(compact):
-            clauses.append(Case.resident_phone == compact)
+        if _PHONE.match(compact):  # the case's caller or a linked caller
+            clauses.append(
+                or_(
+                    Case.resident_phone == compact,
+                    Case.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == compact)),
+                )
+            )
         elif _DIGITS.match(word) and len(word) == 4:
             clauses.append(Case.resident_phone_last4 == word)
         elif upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
-            clauses.append(Case.ref == upper)
+            clauses.append(
+                or_(Case.ref == upper, Case.id.in_(select(CaseReport.case_id).where(CaseReport.ref == upper)))
+            )
         else:
             ref_part = upper[len(REF_PREFIX) :] if upper.startswith(REF_PREFIX) else upper
             clauses.append(
@@ -381,7 +388,13 @@ def caller_history(user, phone: str, limit: int = 10) -> list[Case]:
         return []
     query = (
         select(Case)
-        .where(scope_clause(user, Case), Case.resident_phone == phone)
+        .where(
+            scope_clause(user, Case),
+            or_(
+                Case.resident_phone == phone,
+                Case.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == phone)),
+            ),
+        )
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(limit)
         .options(selectinload(Case.category), selectinload(Case.compound))

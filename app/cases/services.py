@@ -24,7 +24,7 @@ from app.auth.permissions import in_scope, is_admin, scope_clause
 from app.cases import attachments
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
-from app.cases.models import CHANNELS, URGENCIES, Case, CaseEvent, Category, FollowUp, RefCounter
+from app.cases.models import CHANNELS, URGENCIES, URGENCY_URGENT, Case, CaseEvent, Category, FollowUp, RefCounter
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
@@ -313,7 +313,9 @@ def route_targets(compound: Compound, day) -> dict[str, Any]:
     return targets
 
 
-def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
+def register_case(
+    data: Intake, actor, *, now: datetime | None = None, ref: str | None = None, signoff_token: str | None = None
+) -> Case:
     """Register a case and route it (compound → grid worker, contract → firm, compound → branch).
 
     The case moves to ``grid_assigned`` when the compound has an active grid worker; otherwise it
@@ -323,7 +325,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
     case = Case(
-        ref=next_ref(now),
+        ref=ref or next_ref(now),
         category_id=category.id,
         workflow=category.workflow,
         urgency=clean["urgency"],
@@ -341,7 +343,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         resident_name=clean["resident_name"],
         resident_phone=clean["resident_phone"],
         resident_phone_last4=clean["resident_phone"][-4:] if clean["resident_phone"] else None,
-        signoff_token=new_signoff_code(),
+        signoff_token=signoff_token or new_signoff_code(),
         station_id=getattr(actor, "station_id", None) if getattr(actor, "role", None) == roles.CLERK else None,
         created_by_id=getattr(actor, "id", None),
         created_at=now,
@@ -376,9 +378,28 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
+    if case.urgency == URGENCY_URGENT:
+        alert_urgent(case, now)
     db.session.flush()
     case.possible_duplicates = duplicates  # for the caller to show; not stored
     return case
+
+
+def alert_urgent(case: Case, now: datetime) -> None:
+    """Urgent matters (lift entrapment, water/power/gas, safety): the firm on contract and the community
+    supervisor hear of it at registration, not only once the grid worker accepts."""
+    from app.notify import services as notify
+
+    place = " ".join(filter(None, [case.compound.name if case.compound else case.address_text, case.unit or ""]))
+
+    def render():
+        return (
+            _("Urgent case %(ref)s: %(category)s", ref=case.ref, category=case.category.name),
+            _("%(place)s — %(text)s", place=place, text=case.description[:200]),
+        )
+
+    people = notify.firm_managers_for(case) + notify.community_supervisors_for(case)
+    notify.notify(people, "urgent", render, case_id=case.id, now=now)
 
 
 # ------------------------------------------------------------------------------------------ events

@@ -25,6 +25,7 @@ from app.auth.permissions import role_required
 from app.cases import attachments as attachment_store
 from app.cases import labels as L
 from app.cases import queries, services
+from app.cases import reports as case_reports
 from app.cases.forms import IntakeForm, NoteForm, ReassignForm, SignoffCodeForm, TrackForm
 from app.cases.models import Attachment, Case, Category, FollowUp
 from app.core import throttle
@@ -404,6 +405,10 @@ def render_case(
         main_actions=[name for name in ordered if TRIGGERS[name].tone != "danger"],
         danger_actions=[name for name in ordered if TRIGGERS[name].tone == "danger"],
         can_print=current_user.role in RECEIPT_ROLES,
+        reports=case_reports.reports_of(case),
+        report_answers={f.report_id: f for f in follow_ups if f.report_id},
+        can_unlink=current_user.role in case_reports.UNLINK_ROLES and case.is_open,
+        can_link=current_user.role in case_reports.LINK_ROLES and case.is_open,
         triggers=TRIGGERS,
         events=events,
         svg=svg,
@@ -673,14 +678,30 @@ def qr_svg(data: str, scale: int = 3) -> str:
 @role_required(*RECEIPT_ROLES)
 def receipt(ref: str):
     """The printable receipt: reference, place, promised times, station, QR codes and the short sign-off code."""
+    return _render_receipt(_load(ref))
+
+
+@bp.route("/cases/<ref>/reports/<report_ref>/receipt")
+@role_required(*RECEIPT_ROLES)
+def report_receipt(ref: str, report_ref: str):
+    """The receipt of a caller's report linked to the case: their own reference and sign-off code."""
     case = _load(ref)
-    sign_url = url_for("cases.resident_signoff", token=case.signoff_token, _external=True)
-    track_url = url_for("cases.track", ref=case.ref, _external=True)
+    try:
+        report = case_reports.get_report(case, report_ref)
+    except DomainError:
+        abort(404)
+    return _render_receipt(case, report)
+
+
+def _render_receipt(case: Case, report=None):
+    own = report or case
+    sign_url = url_for("cases.resident_signoff", token=own.signoff_token, _external=True)
+    track_url = url_for("cases.track", ref=own.ref, _external=True)
     code_url = url_for("cases.signoff_code", _external=True)
     paper = request.args.get("paper") if request.args.get("paper") in PAPERS else PAPERS[0]
     limit = policy_limit("grid_assigned", case.urgency)
     first_response = load_calendar().deadline(case.created_at, limit) if limit is not None else None
-    station = case.station or (
+    station = own.station or (
         db.session.scalar(
             select(ServiceStation).where(ServiceStation.community_id == case.community_id).order_by(ServiceStation.id)
         )
@@ -690,10 +711,12 @@ def receipt(ref: str):
     return render_template(
         "cases/receipt.html",
         case=case,
+        report=report,
+        own=own,
         sign_url=sign_url,
         track_url=track_url,
         code_url=code_url,
-        code=services.format_signoff_code(case.signoff_token),
+        code=services.format_signoff_code(own.signoff_token),
         track_qr=qr_svg(track_url),
         sign_qr=qr_svg(sign_url),
         first_response=first_response,
@@ -701,6 +724,53 @@ def receipt(ref: str):
         paper=paper,
         L=L,
     )
+
+
+@bp.route("/cases/<ref>/reports", methods=["POST"])
+@role_required(*case_reports.LINK_ROLES)
+def link_report(ref: str):
+    """Link a second caller's report to this open case (from the intake page's duplicate hint)."""
+    case = _load(ref)
+    form = request.form
+    try:
+        report = case_reports.link_report(
+            case,
+            current_user,
+            resident_name=form.get("resident_name", ""),
+            resident_phone=form.get("resident_phone", ""),
+            description=form.get("description", ""),
+            channel=form.get("channel", "window"),
+            unit=form.get("unit"),
+        )
+    except DomainError as error:
+        db.session.rollback()
+        return _back_to_case(case, error.message, status=error.http_status, kind="link", anchor="callers")
+    db.session.commit()
+    flash(_("The caller's report %(report)s is linked to case %(ref)s.", report=report.ref, ref=case.ref), "success")
+    return redirect(url_for("cases.show", ref=case.ref, report=report.ref, _anchor="callers"))
+
+
+@bp.route("/cases/<ref>/reports/<report_ref>/unlink", methods=["POST"])
+@role_required(*case_reports.UNLINK_ROLES)
+def unlink_report(ref: str, report_ref: str):
+    """A supervisor undoes a link: the report becomes a case of its own."""
+    case = _load(ref)
+    try:
+        report = case_reports.get_report(case, report_ref)
+        new_case = case_reports.unlink_report(report, current_user, request.form.get("note", ""))
+    except DomainError as error:
+        db.session.rollback()
+        return _back_to_case(
+            _load(ref),
+            error.message,
+            status=error.http_status,
+            kind="unlink",
+            anchor="callers",
+            values={"unlink:" + report_ref: request.form.get("note", "")},
+        )
+    db.session.commit()
+    flash(_("Link undone: %(ref)s is now a case of its own.", ref=new_case.ref), "success")
+    return redirect(url_for("cases.show", ref=new_case.ref))
 
 
 @bp.route("/cases/<ref>/diagram.svg")
@@ -736,6 +806,9 @@ def signoff_code():
         try:
             case = services.case_for_signoff_token(form.code.data)
         except DomainError as error:
+            report = case_reports.find_report_by_token(form.code.data)
+            if report is not None:
+                return redirect(url_for("cases.resident_signoff", token=report.signoff_token), code=303)
             throttle.record_failure(key, SIGNOFF_WINDOW)
             db.session.commit()
             form.code.errors.append(error.message)
@@ -765,27 +838,41 @@ def _completion(case: Case, events):
 @bp.route("/s/<token>", methods=["GET", "POST"])
 def resident_signoff(token: str):
     """The resident's sign-off page, opened from the link, the QR code or the typed code (no account)."""
+    report = None
     try:
         case = services.case_for_signoff_token(token)
     except DomainError:
-        return render_template("cases/resident_invalid.html"), 404
+        report = case_reports.find_report_by_token(token)
+        if report is None:
+            return render_template("cases/resident_invalid.html"), 404
+        case = report.case
     errors, values, status = {}, {}, 200
     if request.method == "POST":
         values = {k: v for k, v in request.form.items() if k in ("contacted", "resolved", "satisfaction", "comment")}
         try:
-            services.resident_signoff(case.signoff_token, values)
+            if report is not None:
+                case_reports.report_signoff(report, values)
+            else:
+                services.resident_signoff(case.signoff_token, values)
         except DomainError as error:
             db.session.rollback()
             errors = (error.details or {}).get("fields") or {"_": error.message}
             status = error.http_status
-            case = services.case_for_signoff_token(token)
+            if report is not None:
+                report = case_reports.find_report_by_token(token)
+                case = report.case
+            else:
+                case = services.case_for_signoff_token(token)
         else:
             db.session.commit()
-            return render_template("cases/resident_thanks.html", case=case, L=L)
+            return render_template("cases/resident_thanks.html", case=case, report=report, L=L)
     events = services.events_of(case)
     completion, photos = _completion(case, events)
     return render_template(
         "cases/resident_signoff.html",
+        report=report,
+        can_answer=case_reports.can_sign_off(report) if report is not None else case.state == "awaiting_signoff",
+        answered=report is not None and case_reports.report_follow_up(report) is not None,
         case=case,
         errors=errors,
         values=values,
@@ -804,7 +891,10 @@ def resident_photo(token: str, attachment_id: int):
     try:
         case = services.case_for_signoff_token(token)
     except DomainError:
-        abort(404)
+        report = case_reports.find_report_by_token(token)
+        if report is None:
+            abort(404)
+        case = report.case
     _event, photos = _completion(case, services.events_of(case))
     row = next((p for p in photos if p.id == attachment_id), None)
     if row is None:
@@ -839,7 +929,7 @@ def track():
     form = TrackForm()
     if request.method == "GET" and request.args.get("ref"):
         form.ref.data = request.args.get("ref", "")[:24]
-    case, status = None, 200
+    case, report, status = None, None, 200
     if form.validate_on_submit():
         ref = normalize_ref(form.ref.data)
         keys = (f"track:ip:{request.remote_addr}", f"track:ref:{ref[:24]}")
@@ -849,18 +939,22 @@ def track():
         try:
             case = services.case_for_resident(ref, form.last4.data)
         except DomainError as error:
-            for key in keys:
-                throttle.record_failure(key, TRACK_WINDOW)
-            db.session.commit()
-            form.ref.errors.append(error.message)
-            status = 404
+            report = case_reports.find_report_for_resident(ref, form.last4.data)
+            if report is not None:
+                case = report.case
+            else:
+                for key in keys:
+                    throttle.record_failure(key, TRACK_WINDOW)
+                db.session.commit()
+                form.ref.errors.append(error.message)
+                status = 404
     elif request.method == "POST":
         status = 422
-    timeline = resident_timeline(case) if case is not None else None
-    return render_template("cases/track.html", form=form, case=case, timeline=timeline), status
+    timeline = resident_timeline(case, report) if case is not None else None
+    return render_template("cases/track.html", form=form, case=case, report=report, timeline=timeline), status
 
 
-def resident_timeline(case: Case) -> dict:
+def resident_timeline(case: Case, report=None) -> dict:
     """The resident's view of a case: the steps, who handles the current one (role and organisation,
     never a person), by when, and the returns explained in plain words."""
     events = [e for e in services.events_of(case) if e.kind in ("created", "transition")]
@@ -924,7 +1018,11 @@ def resident_timeline(case: Case) -> dict:
             returns.append(
                 (e.created_at, _("Closed without handling: %(why)s.", why=L.resolution_label(case.resolution)))
             )
-    return {"steps": rows, "returns": returns, "confirm": case.state == "awaiting_signoff"}
+    if report is not None:
+        confirm_token = report.signoff_token if case_reports.can_sign_off(report) else None
+    else:
+        confirm_token = case.signoff_token if case.state == "awaiting_signoff" else None
+    return {"steps": rows, "returns": returns, "confirm": confirm_token}
 
 
 def my_work_counts() -> queries.QueueCounts:
