@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.auth import roles
@@ -247,13 +247,20 @@ def search_clause(q: str):
 # ------------------------------------------------------------------------------------- queues
 
 
+def _is_open():
+    """``state <> 'closed'`` with the constant written into the SQL (not a bound parameter), so the planner
+    can match the partial open-case indexes even with a generic plan of a prepared statement."""
+    return Case.state != literal_column("'closed'")
+
+
+
 def queue_states(user) -> tuple[str, ...] | None:
     return QUEUE_STATES.get(getattr(user, "role", None))
 
 
 def queue_clause(user):
     """The condition for ``user``'s own open work (within their scope, applied separately)."""
-    clauses = [Case.state != CLOSED]
+    clauses = [_is_open()]
     states = queue_states(user)
     if states:
         clauses.append(Case.state.in_(states))
@@ -269,10 +276,10 @@ def _filtered(user, filters: CaseFilters):
     if filters.mine:
         query = query.where(queue_clause(user))
     if filters.state == "open":
-        query = query.where(Case.state != CLOSED)
+        query = query.where(_is_open())
     elif filters.state and filters.state != "all":
         if filters.state != CLOSED:
-            query = query.where(Case.state != CLOSED)  # lets the planner use the open-case indexes
+            query = query.where(_is_open())  # lets the planner use the open-case indexes
         query = query.where(Case.state == filters.state)
     if filters.category:
         query = query.where(
@@ -289,7 +296,7 @@ def _filtered(user, filters: CaseFilters):
         query = query.where(Case.escalation_level.between(low, high))
     if filters.due:
         now = utcnow()
-        query = query.where(Case.state != CLOSED, Case.paused_at.is_(None))
+        query = query.where(_is_open(), Case.paused_at.is_(None))
         if filters.due == "overdue":
             query = query.where(Case.due_at <= now)
         else:
