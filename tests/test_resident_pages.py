@@ -99,3 +99,12 @@ def test_track_explains_returns_in_plain_words(client, auth, app):
     assert 'id="returns"' in body and "wrong_location" not in body
     assert ("grid", "current") in re.findall(r'data-step="([a-z]+)" data-status="([a-z]+)"', body)
     assert "物业" in body
+
+
+def test_a_new_code_never_reuses_one_in_use(app, monkeypatch):
+    taken = make_case("grid_assigned")
+    with app.app_context():
+        used = load(taken).signoff_token
+        codes = iter([used, "ZZZZ2222"])
+        monkeypatch.setattr(services, "new_signoff_code", lambda: next(codes))
+        assert services.unique_signoff_code() == "ZZZZ2222"

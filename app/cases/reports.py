@@ -30,16 +30,6 @@ SIGNOFF_STATES = ("awaiting_signoff", "closed")
 DONE_RESOLUTIONS = (d.RESOLVED_SATISFIED, d.RESOLVED_BASIC, d.RESOLVED_UNSATISFIED_FINAL, d.AUTO_CLOSED)
 
 
-def _unique_code() -> str:
-    while True:
-        code = services.new_signoff_code()
-        taken = db.session.scalar(select(Case.id).where(Case.signoff_token == code)) or db.session.scalar(
-            select(CaseReport.id).where(CaseReport.signoff_token == code)
-        )
-        if not taken:
-            return code
-
-
 def link_report(
     case: Case,
     actor,
@@ -80,7 +70,7 @@ def link_report(
     report = CaseReport(
         case_id=case.id,
         ref=services.next_ref(now),
-        signoff_token=_unique_code(),
+        signoff_token=services.unique_signoff_code(),
         channel=channel,
         description=text,
         unit=(unit or "").strip()[:50] or None,

@@ -343,7 +343,7 @@ def register_case(
         resident_name=clean["resident_name"],
         resident_phone=clean["resident_phone"],
         resident_phone_last4=clean["resident_phone"][-4:] if clean["resident_phone"] else None,
-        signoff_token=signoff_token or new_signoff_code(),
+        signoff_token=signoff_token or unique_signoff_code(),
         station_id=getattr(actor, "station_id", None) if getattr(actor, "role", None) == roles.CLERK else None,
         created_by_id=getattr(actor, "id", None),
         created_at=now,
@@ -952,6 +952,18 @@ SIGNOFF_CODE_LENGTH = 8
 def new_signoff_code() -> str:
     """A random sign-off code for the receipt, e.g. ``K7MQ2XPA``."""
     return "".join(secrets.choice(SIGNOFF_ALPHABET) for _ in range(SIGNOFF_CODE_LENGTH))
+
+
+def unique_signoff_code() -> str:
+    """A sign-off code no case and no linked report uses yet (8.5e11 codes: a clash is rare, not impossible)."""
+    from app.cases.models import CaseReport
+
+    while True:
+        code = new_signoff_code()
+        if db.session.scalar(select(Case.id).where(Case.signoff_token == code)) is None and (
+            db.session.scalar(select(CaseReport.id).where(CaseReport.signoff_token == code)) is None
+        ):
+            return code
 
 
 def normalize_signoff_code(text: str) -> str:
