@@ -406,6 +406,7 @@ def render_case(
         danger_actions=[name for name in ordered if TRIGGERS[name].tone == "danger"],
         can_print=current_user.role in RECEIPT_ROLES,
         reports=case_reports.reports_of(case),
+        report_refs={r.id: r.ref for r in case_reports.reports_of(case, active_only=False)},
         report_answers={f.report_id: f for f in follow_ups if f.report_id},
         can_unlink=current_user.role in case_reports.UNLINK_ROLES and case.is_open,
         can_link=current_user.role in case_reports.LINK_ROLES and case.is_open,
