@@ -60,6 +60,18 @@ def test_overdue_and_near_deadline_rows_are_coloured_and_counted(client, auth):
     assert overdue not in _refs(client.get(f"/cases?q={overdue}").get_data(as_text=True))
 
 
+def test_near_deadline_chip_and_filter(client, auth):
+    near = make_case("grid_assigned", urgency="urgent", now=utcnow() - timedelta(minutes=26))  # 30 min limit
+    calm = make_case("grid_assigned", urgency="urgent")
+    auth.login("grid1")
+    body = client.get("/cases").get_data(as_text=True)
+    assert re.search(r'data-chip="warning">[^<]*<span class="fw-bold">1</span>', body)
+    row = re.search(rf'<li class="queue-row[^"]*"[^>]*data-ref="{near}"', body).group(0)
+    assert "queue-warning" in row
+    assert _refs(client.get("/cases?mine=1&due=soon").get_data(as_text=True)) == [near]
+    assert calm in _refs(body)
+
+
 def test_every_filter_is_on_the_page_and_kept_in_the_url(client, auth):
     phone = make_case("grid_assigned", channel="phone")
     window = make_case("grid_assigned", channel="window")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import selectinload
 
 from app.auth import roles
@@ -244,6 +244,28 @@ def search_clause(q: str):
     return and_(*clauses) if clauses else None
 
 
+#: a search first collects the matching ids through the search indexes, up to this many; more matches
+#: than that are common words, found quickly by reading the user's scope newest first instead
+SEARCH_PROBE = 2000
+
+
+def _search_ids(clause) -> list[int] | None:
+    """On PostgreSQL, the ids matching ``clause`` through the trigram/phone indexes, or None when there are
+    more than :data:`SEARCH_PROBE` (or on SQLite, where the condition is simply applied in the list).
+
+    Why: the planner cannot tell how rare a Chinese word is; left alone it reads a whole scope newest
+    first looking for 25 matches that may not exist there.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # the GIN/btree indexes, not a table scan
+    try:
+        ids = list(db.session.scalars(select(Case.id).where(clause).limit(SEARCH_PROBE + 1)))
+    finally:
+        db.session.execute(text("SET LOCAL enable_seqscan = on"))
+    return None if len(ids) > SEARCH_PROBE else ids
+
+
 # ------------------------------------------------------------------------------------- queues
 
 
@@ -251,7 +273,6 @@ def _is_open():
     """``state <> 'closed'`` with the constant written into the SQL (not a bound parameter), so the planner
     can match the partial open-case indexes even with a generic plan of a prepared statement."""
     return Case.state != literal_column("'closed'")
-
 
 
 def queue_states(user) -> tuple[str, ...] | None:
@@ -299,12 +320,25 @@ def _filtered(user, filters: CaseFilters):
         query = query.where(_is_open(), Case.paused_at.is_(None))
         if filters.due == "overdue":
             query = query.where(Case.due_at <= now)
-        else:
-            query = query.where(Case.warn_at <= now, Case.due_at > now)
+        else:  # among the nearest deadlines, like the chip's count
+            nearest = (
+                select(Case.id, Case.warn_at)
+                .where(scope_clause(user, Case), _is_open(), Case.due_at > now)
+                .where(queue_clause(user) if filters.mine else true())
+                .order_by(Case.due_at)
+                .limit(SOON_WINDOW)
+                .subquery()
+            )
+            query = query.where(
+                Case.warn_at <= now,
+                Case.due_at > now,
+                Case.id.in_(select(nearest.c.id).where(nearest.c.warn_at <= now)),
+            )
     if filters.q:
         clause = search_clause(filters.q)
         if clause is not None:
-            query = query.where(clause)
+            ids = _search_ids(clause)
+            query = query.where(clause if ids is None else Case.id.in_(ids))
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
@@ -356,35 +390,63 @@ def list_cases(
     return rows[:limit], next_cursor
 
 
+#: chips and the navigation count up to this many per kind, then show "99+": every count stays a short
+#: index range scan however large the scope
+COUNT_CAP = 100
+#: "near the deadline" is looked for among this many open cases with the nearest deadlines (the warned
+#: ones are due soonest: the warning comes at 80 % of a step's time)
+SOON_WINDOW = 500
+
+
 @dataclass
 class QueueCounts:
-    """How much open work a user has: per state, near the deadline and overdue."""
+    """How much open work a user has: per state, near the deadline and overdue (each capped)."""
 
     total: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
     warning: int = 0
     overdue: int = 0
 
+    @staticmethod
+    def show(n: int) -> str:
+        return f"{COUNT_CAP - 1}+" if n >= COUNT_CAP else str(n)
+
+
+def _capped_count(query, cap: int = COUNT_CAP):
+    return select(func.count()).select_from(query.limit(cap).subquery()).scalar_subquery()
+
 
 def queue_counts(user) -> QueueCounts:
-    """Counts of ``user``'s own open work (one grouped, indexed query)."""
+    """Counts of ``user``'s own open work in one round trip of small capped index scans."""
     counts = QueueCounts()
     if user is None or not getattr(user, "is_authenticated", False):
         return counts
     now = utcnow()
-    running = Case.paused_at.is_(None)
-    overdue = case((and_(running, Case.due_at <= now), 1), else_=0)
-    soon = case((and_(running, Case.warn_at <= now, Case.due_at > now), 1), else_=0)
-    query = (
-        select(Case.state, func.count(), func.sum(soon), func.sum(overdue))
-        .where(scope_clause(user, Case), queue_clause(user))
-        .group_by(Case.state)
+    base = select(Case.id).where(scope_clause(user, Case), queue_clause(user))
+    states = [name for name in (queue_states(user) or STATES) if name != CLOSED]
+    columns = [_capped_count(base.where(Case.state == name)).label(name) for name in states]
+    columns.append(_capped_count(base.where(Case.due_at <= now, Case.paused_at.is_(None))).label("_overdue"))
+    nearest = (
+        select(Case.warn_at, Case.paused_at)
+        .where(scope_clause(user, Case), queue_clause(user), Case.due_at > now)
+        .order_by(Case.due_at)
+        .limit(SOON_WINDOW)
+        .subquery()
     )
-    for state, n, n_soon, n_overdue in db.session.execute(query):
-        counts.total += n
-        counts.by_state[state] = n
-        counts.warning += int(n_soon or 0)
-        counts.overdue += int(n_overdue or 0)
+    columns.append(
+        select(func.count())
+        .select_from(nearest)
+        .where(nearest.c.warn_at <= now, nearest.c.paused_at.is_(None))
+        .scalar_subquery()
+        .label("_soon")
+    )
+    row = db.session.execute(select(*columns)).one()._mapping
+    for name in states:
+        if row[name]:
+            counts.by_state[name] = row[name]
+            counts.total += row[name]
+    counts.overdue = row["_overdue"]
+    counts.warning = min(row["_soon"], COUNT_CAP)
     return counts
 
 

@@ -90,7 +90,7 @@ def index():
         states=STATES,
         args=kept,
         first_page=not args.get("cursor"),
-        counts=queries.queue_counts(current_user),
+        counts=my_work_counts(),
         queue_states=queries.queue_states(current_user) or OPEN_STATES,
         channels=L.CHANNEL_LABELS,
         windows=_business_windows(calendar, now),
