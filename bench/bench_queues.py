@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import os
 import re
 import threading
 import time
@@ -179,7 +180,7 @@ def scenarios(app) -> list[tuple[str, str, str]]:
     from app.org.models import Compound
 
     with app.app_context():
-        x01 = db.session.scalar(select(Compound.id).where(Compound.code == "X01"))
+        x03 = db.session.scalar(select(Compound.id).where(Compound.code == "X03"))
         from app.org.models import Community
 
         c01 = db.session.scalar(select(Community.id).where(Community.code == "C01"))
@@ -198,11 +199,11 @@ def scenarios(app) -> list[tuple[str, str, str]]:
         ("grid worker: near deadline (chip)", "grid1", "/cases?mine=1&due=soon"),
         ("grid worker: page 2 of the queue", "grid1", "@next:/cases"),
         ("firm: my queue", "firm1", "/cases"),
-        ("firm: ?state=on_hold (rare)", "firm1", "/cases?mine=1&state=on_hold"),
-        ("firm: compound filter", "firm1", f"/cases?state=open&compound_id={x01}"),
+        ("firm: ?state=on_hold (rare)", "firm2", "/cases?mine=1&state=on_hold"),
+        ("firm: compound filter", "firm1", f"/cases?state=open&compound_id={x03}"),
         ("branch: my queue (awaiting deliberation)", "branch1", "/cases"),
         ("clerk: my station's open work", "clerk1", "/cases"),
-        ("clerk: channel=hotline", "clerk1", "/cases?state=open&channel=hotline"),
+        ("street: channel=hotline (1 % of cases)", "street1", "/cases?state=open&channel=hotline"),
         ("clerk: registered in the last 7 days", "clerk1", f"/cases?state=open&created_from={week}"),
         ("supervisor: my queue (community)", "supervisor1", "/cases"),
         ("supervisor: escalation=overdue", "supervisor1", "/cases?state=open&escalation=overdue"),
@@ -239,6 +240,7 @@ def run(url: str, repeats: int) -> dict:
         if statement.lstrip().upper().startswith("SELECT") and 'FROM "case"' in statement:
             captured.append((statement, parameters))
 
+    load_before = os.getloadavg()
     try:
         for label, user, path in scenarios(app):
             client = clients.get(user) or clients.setdefault(user, Client("127.0.0.1", port, user))
@@ -260,7 +262,7 @@ def run(url: str, repeats: int) -> dict:
             event.remove(engine, "before_cursor_execute", capture)
             plans = []
             with engine.connect() as connection:
-                for statement, parameters in captured[:3]:
+                for statement, parameters in captured[: 2 if not results else 1]:
                     explained = connection.exec_driver_sql(
                         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + statement, parameters
                     )
@@ -270,7 +272,7 @@ def run(url: str, repeats: int) -> dict:
             print(f"{label:58s} rows={rows:3d} p50={s['p50']:7.2f} p95={s['p95']:7.2f} ms")
     finally:
         server.shutdown()
-    return {"results": results}
+    return {"results": results, "load": (load_before, os.getloadavg())}
 
 
 def render(data: dict, total: int, open_cases: int) -> str:
@@ -283,6 +285,9 @@ def render(data: dict, total: int, open_cases: int) -> str:
         "stations, branches, assigned grid workers, 2 % overdue, 2 % near the deadline, a rare `on_hold` state).",
         "Each figure is one full page over HTTP (werkzeug server in the same process, `http.client`, session",
         "cookie of a logged-in user): routing, login check, queries, template. 25 rows per page.",
+        "The machine is shared with other work: load average (1 min) {:.1f} before, {:.1f} after the run.".format(
+            data["load"][0][0], data["load"][1][0]
+        ),
         "",
         "| request | rows | runs | p50 | p95 | mean | max |",
         "|---|---|---|---|---|---|---|",
@@ -299,7 +304,12 @@ def render(data: dict, total: int, open_cases: int) -> str:
         "own rows; chips count per state on the same indexes; search uses `pg_trgm` GIN indexes on reference,",
         "name, description and address, and btree indexes on the phone and its last 4 digits.",
         "",
-        "### Query plans (the statements reading `case` in one request)",
+        "The common-word search is the slowest: in this generated data the word is in 9.4 % of all cases",
+        "(over the 2,000-id probe, so the list reads the scope newest first) but absent from the newest",
+        "78,000 cases of the clerk's community; a rare word or a name goes through the trigram index.",
+        "Counts on the chips and in the navigation are capped at 99+ so they stay short index scans.",
+        "",
+        "### Query plans (the list statement of each request; for the first, also the chip counts)",
         "",
     ]
     for r in data["results"]:
@@ -322,8 +332,6 @@ def write_doc(section: str) -> None:
 
 
 def main() -> None:
-    import os
-
     from bench.generate import generate
 
     parser = argparse.ArgumentParser(description=__doc__)
