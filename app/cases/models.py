@@ -84,10 +84,11 @@ QUEUE_SCOPES = (
     "community_id",
     "street_id",
     "branch_id",
-    "assigned_grid_worker_id",
     "station_id",
     "compound_id",
 )
+#: a grid worker's own work (assigned to them, in the states where they act), by deadline
+GRID_WORK = "state IN ('registered', 'grid_assigned', 'grid_handling')"
 OPEN_WORK_INDEXES = (
     [
         Index(
@@ -112,7 +113,18 @@ OPEN_WORK_INDEXES = (
         )
         for scope in ("grid_id", "firm_id", "community_id", "street_id", "branch_id")
     ]
-    + [Index("ix_case_open_due", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN))]
+    + [
+        Index("ix_case_open_due", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)),
+        Index(
+            "ix_case_grid_work_due",
+            "assigned_grid_worker_id",
+            "grid_id",  # the grid worker's scope: both equalities lead, so the rows come in deadline order
+            "due_at",
+            "id",
+            postgresql_where=text(GRID_WORK),
+            sqlite_where=text(GRID_WORK),
+        ),
+    ]
 )
 
 #: trigram (pg_trgm) GIN indexes for searching parts of words on PostgreSQL; on SQLite (development) they

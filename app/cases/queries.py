@@ -283,8 +283,8 @@ def queue_clause(user):
     """The condition for ``user``'s own open work (within their scope, applied separately)."""
     clauses = [_is_open()]
     states = queue_states(user)
-    if states:
-        clauses.append(Case.state.in_(states))
+    if states:  # constants in the SQL: the grid worker's partial index matches them in any plan
+        clauses.append(Case.state.in_([literal_column(f"'{name}'") for name in states]))
     if user.role == roles.GRID_WORKER:
         clauses.append(Case.assigned_grid_worker_id == user.id)
     elif user.role == roles.CLERK and user.station_id is not None:

@@ -17,8 +17,8 @@ branch_labels = None
 depends_on = None
 
 OPEN = "state <> 'closed'"
-DUE_SCOPES = ("grid_id", "firm_id", "community_id", "street_id", "branch_id", "assigned_grid_worker_id",
-              "station_id", "compound_id")
+DUE_SCOPES = ("grid_id", "firm_id", "community_id", "street_id", "branch_id", "station_id", "compound_id")
+GRID_WORK = "state IN ('registered', 'grid_assigned', 'grid_handling')"
 STATE_SCOPES = ("grid_id", "firm_id", "community_id", "street_id", "branch_id")
 TRIGRAM_COLUMNS = ("ref", "resident_name", "description", "address_text")
 
@@ -73,6 +73,8 @@ def upgrade():
     for scope in STATE_SCOPES:
         op.create_index(_state_name(scope), "case", [scope, "state", "due_at", "id"], unique=False, **where)
     op.create_index("ix_case_open_due", "case", ["due_at", "id"], unique=False, **where)
+    op.create_index("ix_case_grid_work_due", "case", ["assigned_grid_worker_id", "grid_id", "due_at", "id"], unique=False,
+                    postgresql_where=sa.text(GRID_WORK), sqlite_where=sa.text(GRID_WORK))
     op.create_index("ix_case_phone", "case", ["resident_phone"], unique=False)
     op.create_index("ix_case_phone_last4", "case", ["resident_phone_last4"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
@@ -94,6 +96,7 @@ def downgrade():
         op.drop_index(f"ix_case_{column}_trgm", table_name="case")
     op.drop_index("ix_case_phone_last4", table_name="case")
     op.drop_index("ix_case_phone", table_name="case")
+    op.drop_index("ix_case_grid_work_due", table_name="case")
     op.drop_index("ix_case_open_due", table_name="case")
     for scope in STATE_SCOPES:
         op.drop_index(_state_name(scope), table_name="case")
