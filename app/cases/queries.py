@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, literal_column, or_, select, text, true
+from sqlalchemy import Integer, and_, any_, func, literal, literal_column, or_, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import selectinload
 
 from app.auth import roles
@@ -338,7 +339,8 @@ def _filtered(user, filters: CaseFilters):
         clause = search_clause(filters.q)
         if clause is not None:
             ids = _search_ids(clause)
-            query = query.where(clause if ids is None else Case.id.in_(ids))
+            # one array parameter rather than up to 2,000 bound values
+            query = query.where(clause if ids is None else Case.id == any_(literal(ids, ARRAY(Integer))))
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
