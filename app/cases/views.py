@@ -672,7 +672,7 @@ PAPERS = ("80mm", "a5")
 
 def qr_svg(data: str, scale: int = 3) -> str:
     """A QR code as inline SVG, made on the server (segno, no network)."""
-    return segno.make(data, error="m").svg_inline(scale=scale, dark="#000", light="#fff")
+    return segno.make(data, error="m").svg_inline(scale=scale, dark="#000", light="#fff", omitsize=True)
 
 
 @bp.route("/cases/<ref>/receipt")
