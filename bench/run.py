@@ -57,7 +57,7 @@ def main() -> None:
         results = {**json.loads((RAW / "results.json").read_text()), **results}
         results["reports_pg"] = bench_reports.run(make_app(BENCH_PG))
         (RAW / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        OUT.write_text(render(results))
+        write_doc(results)
         print(f"wrote {OUT}")
         return
 
@@ -96,8 +96,25 @@ def main() -> None:
     results["reports_pg"] = bench_reports.run(pg)
 
     (RAW / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    OUT.write_text(render(results))
+    write_doc(results)
     print(f"wrote {OUT}")
+
+
+def _kept_sections() -> str:
+    """Sections other benchmarks wrote between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers."""
+    if not OUT.exists():
+        return ""
+    import re
+
+    text = OUT.read_text()
+    blocks = re.findall(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", text, re.S)
+    found = [re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, re.S).group(0) for name in blocks]
+    return "\n\n".join(found)
+
+
+def write_doc(results: dict) -> None:
+    kept = _kept_sections()
+    OUT.write_text(render(results) + ("\n" + kept + "\n" if kept else ""))
 
 
 def render(r: dict) -> str:

@@ -100,6 +100,24 @@ EXPECTED: dict[str, Route] = {
     "auth.sign_out_everywhere": Route("POST", "/profile/sessions/revoke", ends_session=True),
     "cases.track": Route("GET", "/track", **PUBLIC),
     "cases.resident_signoff": Route("GET", "/s/{code}", **PUBLIC),
+    "cases.signoff_code": Route("GET", "/s", **PUBLIC),
+    # only photos of the completed work are shown to residents: the world's photo is not one (404 for all)
+    "cases.resident_photo": Route(
+        "GET", "/s/{code}/photos/{attachment}", allowed=frozenset(), refused="404", anonymous="404"
+    ),
+    # intake helpers (JSON): the caller's earlier cases, the duplicate hint
+    "cases.caller_history": Route("GET", "/cases/callers?phone=13812345678", allowed=INTAKE, role_first=True),
+    "cases.duplicate_hint": Route(
+        "GET", "/cases/duplicates?category=water_leak&compound=1", allowed=INTAKE, role_first=True
+    ),
+    # one case, many callers
+    "cases.link_report": Route("POST", "/cases/{ref}/reports", case=True, allowed=INTAKE, role_first=True),
+    "cases.report_receipt": Route(
+        "GET", "/cases/{ref}/reports/{report}/receipt", case=True, allowed=RECEIPT, role_first=True
+    ),
+    "cases.unlink_report": Route(
+        "POST", "/cases/{ref}/reports/{report}/unlink", case=True, allowed=SUPERVISORS, role_first=True
+    ),
     "notify.inbox": Route("GET", "/inbox"),
     "notify.read_all": Route("POST", "/inbox/read-all"),
     # a notification belongs to one user: everyone else gets 404
@@ -173,9 +191,7 @@ EXPECTED: dict[str, Route] = {
     "hotline.export": Route("GET", "/hotline/export", allowed=SUPERVISORS, role_first=True),
     "notify.preferences": Route("GET", "/inbox/channels"),
     # the SMS providers' reply callback: only with the shared secret in the URL
-    "notify.sms_replies": Route(
-        "POST", "/sms/replies/tencent", allowed=frozenset(), refused="403", anonymous="403"
-    ),
+    "notify.sms_replies": Route("POST", "/sms/replies/tencent", allowed=frozenset(), refused="403", anonymous="403"),
     # -- Open311 (public GeoReport v2; api_key for POST, not users)
     "open311.services_list": Route("GET", "/open311/v2/services.json", **PUBLIC),
     "open311.service_definition": Route("GET", "/open311/v2/services/water_leak.json", **PUBLIC),
@@ -270,8 +286,15 @@ class World:
 
                 self.attachments[ref] = store(case, PNG, "a.png", user("admin")).id
             grid1 = user("grid1")
+            from app.cases import reports as case_reports
             from app.core.timeutil import utcnow
 
+            self.reports = {}
+            for ref in (self.inside, self.outside):
+                case = db.session.scalar(select(Case).where(Case.ref == ref))
+                self.reports[ref] = case_reports.link_report(
+                    case, user("admin"), resident_name="王女士", resident_phone="13900001111", description="同一处漏水"
+                ).ref
             note = Notification(user_id=grid1.id, kind="test", title="t", body="b", case_id=None, created_at=utcnow())
             db.session.add(note)
             db.session.flush()
@@ -311,6 +334,7 @@ class World:
             notification=self.notification,
             token=self.token_ids.get(role, 1),
             code=self.codes[ref],
+            report=self.reports[ref],
         )
         client = self.client(role, fresh=route.ends_session)
         if route.ends_session:

@@ -144,7 +144,8 @@ def test_clerk_registers_a_case_and_the_grid_worker_accepts_it(browser, live_url
     grid = _login(browser, live_url, "grid1")
     grid.goto(f"{live_url}/cases/{ref}")
     assert grid.locator('[data-state="grid_assigned"][aria-current="step"]').count() == 1
-    grid.click("#action-list button.accordion-button:has-text('签收')")
+    # the next likely action is open already: one tap
+    assert grid.locator("#act-grid_accept").is_visible()
     grid.click("#act-grid_accept button[type=submit]")
     grid.wait_for_selector(".alert-success")
     assert "网格员处置中" in grid.inner_text(".state-badge")
@@ -154,13 +155,15 @@ def test_clerk_registers_a_case_and_the_grid_worker_accepts_it(browser, live_url
 def test_refused_action_shows_the_reason_and_keeps_the_input(browser, live_url):
     page = _login(browser, live_url, "firm1")
     page.goto(live_url + "/cases?state=firm_dispatched")
-    page.click("table a")
-    page.click("#action-list button.accordion-button:has-text('退单')")
+    page.click(".queue-row a")
+    page.click("#danger-action-list button.accordion-button:has-text('退单')")
     page.fill("#firm_return-note", "此处属供水公司管网")
-    page.once("dialog", lambda dialog: dialog.accept())
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("#act-firm_return button[type=submit]")
-    page.wait_for_selector(".invalid-feedback")
-    assert "退单原因" in page.inner_text("#act-firm_return")
+    # the reason is missing: no "are you sure?" yet, the missing field is focused and marked
+    page.wait_for_selector("#firm_return-reason.is-invalid")
+    assert dialogs == [] and page.evaluate("document.activeElement.id") == "firm_return-reason"
     assert page.input_value("#firm_return-note") == "此处属供水公司管网"
     page.close()
 
@@ -201,7 +204,7 @@ def test_pages_raise_no_csp_violations(browser, live_url):
             page.wait_for_load_state("load")
         if username == "clerk1":
             page.goto(live_url + "/cases")
-            page.click("table a")
+            page.click(".queue-row a")
             page.wait_for_load_state("load")
         violations += page.csp_violations
         page.close()

@@ -110,7 +110,7 @@ def test_street_supervisor_board_urge_dashboard_drill_down_bulletin(chromium, li
     page.wait_for_selector("[data-drill]")
     banner = page.inner_text("[data-drill]")
     assert "满意率" in banner and firm_name in banner
-    assert page.locator("table.case-table tbody tr").count() >= 1
+    assert page.locator(".queue-row").count() >= 1
 
     # download the bulletin from the dashboard
     page.go_back()

@@ -57,7 +57,8 @@ def test_clerk_registers_a_case_and_gets_a_receipt(client, auth, app):
     body = client.get(response.headers["Location"]).get_data(as_text=True)
     assert ref in body and "王磊" in body and "待网格员签收" in body
     receipt = client.get(f"/cases/{ref}/receipt").get_data(as_text=True)
-    assert ref in receipt and case.signoff_token in receipt and "/track" in receipt
+    code = case.signoff_token
+    assert ref in receipt and f"{code[:4]}-{code[4:]}" in receipt and "/track" in receipt
 
 
 def test_intake_errors_keep_what_was_typed(client, auth, app):
@@ -87,10 +88,17 @@ def test_duplicate_hint_lets_the_clerk_link_instead_of_creating(client, auth, ap
     assert existing in body and "confirm_new" in body
     with app.app_context():
         assert db.session.scalar(select(Case).where(Case.ref != existing, Case.unit == "2单元301")) is None
-    # link: the report becomes a note on the existing case
-    note = re.search(r'name="note" value="([^"]+)"', body).group(1)
-    linked = auth.post(f"/cases/{existing}/notes", {"note": note}, form_page="/cases/new")
-    assert linked.status_code == 302
+    # link: the caller's report is linked to the existing case, with its own reference
+    fields = dict(
+        re.findall(
+            r'<input type="hidden" name="(resident_name|resident_phone|description|channel|unit)" '
+            r'value="([^"]*)"',
+            body,
+        )
+    )
+    assert fields["resident_phone"] == "13812345678" and fields["description"] == "厨房天花板漏水，楼上无人"
+    linked = auth.post(f"/cases/{existing}/reports", fields, form_page="/cases/new")
+    assert linked.status_code == 302 and "report=KSM-" in linked.headers["Location"]
     assert "陈先生" in client.get(f"/cases/{existing}").get_data(as_text=True)
     # or confirm it is new
     created = auth.post("/cases/new", _intake(app, confirm_new="y"), form_page="/cases/new")
@@ -118,13 +126,19 @@ def test_a_refused_action_explains_and_keeps_the_input(client, auth, app):
     response = auth.post(
         f"/cases/{ref}/actions/firm_return", {"note": "不属于我们的服务范围"}, form_page=f"/cases/{ref}"
     )
-    assert response.status_code == 422
-    body = response.get_data(as_text=True)
+    # post/redirect/get: back to the case page with the message and the input kept
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/cases/{ref}#actions")
+    body = client.get(f"/cases/{ref}").get_data(as_text=True)
     assert "退单原因" in body and "不属于我们的服务范围" in body
+    assert "不属物业服务范围" in body and "not_our_service (" not in body  # labels, never internal codes
     assert _case(app, ref).state == "firm_dispatched"
+    # a refresh shows the plain case page: nothing re-submitted, the message is gone
+    again = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "不属于我们的服务范围" not in again and _case(app, ref).state == "firm_dispatched"
     wrong = auth.post(f"/cases/{ref}/actions/firm_complete", {"result": "x"}, form_page=f"/cases/{ref}")
-    assert wrong.status_code == 409
-    assert "待物业接单" in wrong.get_data(as_text=True) and "接单" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 303
+    page = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "待物业接单" in page and "接单" in page
 
 
 def test_stale_page_gets_a_conflict_not_a_double_action(client, auth, app):
@@ -133,8 +147,8 @@ def test_stale_page_gets_a_conflict_not_a_double_action(client, auth, app):
     stale = _case(app, ref).version
     auth.post(f"/cases/{ref}/actions/grid_accept", {"version": stale}, form_page=f"/cases/{ref}")
     again = auth.post(f"/cases/{ref}/actions/grid_accept", {"version": stale}, form_page=f"/cases/{ref}")
-    assert again.status_code == 409
-    assert "网格员处置中" in again.get_data(as_text=True)
+    assert again.status_code == 303
+    assert "网格员处置中" in client.get(again.headers["Location"]).get_data(as_text=True)
 
 
 def test_out_of_scope_users_get_404(client, auth):
@@ -236,7 +250,9 @@ def test_supervisor_reassigns_from_the_case_page(client, auth, app):
     missing = client.post(
         f"/cases/{ref}/reassign", data={"csrf_token": csrf_token(client, form_page), "reassign-grid_worker": grid2}
     )
-    assert missing.status_code == 422
+    assert missing.status_code == 303
+    kept = client.get(f"/cases/{ref}").get_data(as_text=True)
+    assert "请填写改派原因" in kept
     done = client.post(
         f"/cases/{ref}/reassign",
         data={"csrf_token": csrf_token(client, form_page), "reassign-grid_worker": grid2, "reassign-note": "休假调整"},

@@ -385,7 +385,10 @@ def test_missing_required_input_changes_nothing(ctx):
         services.fire(case, "firm_return", user("firm1"), inputs={"note": "不归我们管"})
     error = refused.value
     assert error.http_status == 422 and set(error.details["fields"]) == {"reason"}
-    assert "not_our_service" in error.details["fields"]["reason"]  # the allowed codes are named
+    # users read the options' labels, never the internal codes; API clients get the codes in details
+    message = error.details["fields"]["reason"]
+    assert "Not within the firm's service" in message and "not_our_service" not in message and "_" not in message
+    assert "not_our_service" in error.details["choices"]["reason"]
     assert case.state == "firm_dispatched" and case.version == version
     assert len(services.events_of(case)) == count
 

@@ -562,13 +562,24 @@ def _paths() -> dict[str, Any]:
                 "parameters": [
                     _query(
                         "state",
-                        {"type": "string", "enum": [*d.STATES, "open", "closed"]},
-                        "A state, `open` or `closed`.",
+                        {"type": "string", "enum": [*d.STATES, "open", "closed", "all"]},
+                        "A state, `open`, `closed` or `all` (the default).",
                     ),
                     _query("category", {"type": "string", "maxLength": 32}, "Category code."),
                     _query("compound_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Compound id."),
                     _query("urgency", {"type": "string", "enum": list(URGENCIES)}, "normal or urgent."),
-                    _query("q", {"type": "string", "maxLength": 40}, "Reference number or its beginning."),
+                    _query("channel", {"type": "string", "enum": list(CHANNELS)}, "Intake channel."),
+                    _query(
+                        "escalation",
+                        {"type": "string", "enum": ["warning", "overdue", "yellow", "red", "any"]},
+                        "Escalation level: near the deadline, overdue (yellow or red card), yellow, red, any.",
+                    ),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 60},
+                        "Search: reference (or part, with or without the prefix), full mobile or its last 4 "
+                        "digits, resident name, words of the description or address; every word must match.",
+                    ),
                     _query("needs_routing", {"type": "boolean"}, "Only cases waiting for a supervisor to route them."),
                     _query(
                         "assigned_to",

@@ -69,7 +69,7 @@ class TrackForm(FlaskForm):
     ref = StringField(
         _l("Reference number"),
         validators=[DataRequired(), Length(max=24)],
-        render_kw={"placeholder": "KSM-20261125-0001", "autocomplete": "off"},
+        render_kw={"placeholder": "KSM-20261125-0001", "autocomplete": "off", "autocapitalize": "characters"},
     )
     last4 = StringField(
         _l("Last 4 digits of your mobile"),
@@ -77,3 +77,18 @@ class TrackForm(FlaskForm):
         render_kw={"inputmode": "numeric", "maxlength": 4, "autocomplete": "off"},
     )
     submit = SubmitField(_l("Look up"))
+
+
+class SignoffCodeForm(FlaskForm):
+    code = StringField(
+        _l("Sign-off code"),
+        validators=[DataRequired(message=_l("Type the code printed on your receipt.")), Length(max=40)],
+        render_kw={
+            "placeholder": "ABCD-EFGH",
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "autofocus": True,
+        },
+    )
+    submit = SubmitField(_l("Continue"))

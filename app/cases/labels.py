@@ -31,7 +31,9 @@ EVENT_KIND_LABELS = {
     "extension_decision": _l("Extension decided"),
     "shelve": _l("Shelved"),
     "unshelve": _l("Unshelved"),
-    "link": _l("Linked"),
+    "link": _l("Another caller's report linked"),
+    "unlink": _l("Link undone"),
+    "report_signoff": _l("Linked caller's sign-off"),
     "shelve_review": _l("Shelf review due"),
     "follow_up_invalid": _l("Follow-up marked invalid"),
     "follow_up_valid": _l("Follow-up marked valid again"),
@@ -88,6 +90,7 @@ def choice_label(trigger: str, name: str, value) -> str:
 
 
 PAYLOAD_LABELS = {
+    "report": _l("Caller's reference"),
     "resolution": _l("Resolution"),
     "duplicate_of": _l("Original case"),
     "possible_duplicates": _l("Possible duplicates"),
@@ -131,8 +134,9 @@ def describe_payload(event, show_contact: bool = True) -> list[tuple[str, str]]:
             if show_contact and isinstance(value, dict):
                 pairs.append((str(_l("Also reported by")), f"{value.get('name', '')} {value.get('phone', '')}".strip()))
             continue
-        if event.trigger and d.TRIGGERS.get(event.trigger) and d.TRIGGERS[event.trigger].input(key):
-            pairs.append((input_label(event.trigger, key), choice_label(event.trigger, key, value)))
+        trigger = event.trigger or ("signoff" if event.kind == "report_signoff" else None)
+        if trigger and d.TRIGGERS.get(trigger) and d.TRIGGERS[trigger].input(key):
+            pairs.append((input_label(trigger, key), choice_label(trigger, key, value)))
         elif key == "resolution":
             pairs.append((str(PAYLOAD_LABELS[key]), resolution_label(value)))
         elif key in TIME_KEYS:

@@ -77,6 +77,66 @@ class RefCounter(db.Model):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+#: the open-work indexes: partial (``state <> 'closed'``), so they hold only the open cases
+_OPEN = "state <> 'closed'"
+QUEUE_SCOPES = (
+    "grid_id",
+    "firm_id",
+    "community_id",
+    "street_id",
+    "branch_id",
+    "station_id",
+    "compound_id",
+)
+#: a grid worker's own work (assigned to them, in the states where they act), by deadline
+GRID_WORK = "state IN ('registered', 'grid_assigned', 'grid_handling')"
+OPEN_WORK_INDEXES = (
+    [
+        Index(
+            f"ix_case_open_{scope.removesuffix('_id')}_due",
+            scope,
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN),
+            sqlite_where=text(_OPEN),
+        )
+        for scope in QUEUE_SCOPES
+    ]
+    + [
+        Index(
+            f"ix_case_open_{scope.removesuffix('_id')}_state",
+            scope,
+            "state",
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN),
+            sqlite_where=text(_OPEN),
+        )
+        for scope in ("grid_id", "firm_id", "community_id", "street_id", "branch_id")
+    ]
+    + [
+        Index("ix_case_open_due", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)),
+        Index(
+            "ix_case_grid_work_due",
+            "assigned_grid_worker_id",
+            "grid_id",  # the grid worker's scope: both equalities lead, so the rows come in deadline order
+            "due_at",
+            "id",
+            postgresql_where=text(GRID_WORK),
+            sqlite_where=text(GRID_WORK),
+        ),
+    ]
+)
+
+#: trigram (pg_trgm) GIN indexes for searching parts of words on PostgreSQL; on SQLite (development) they
+#: are plain indexes, kept so that both databases have the same index names
+TRIGRAM_COLUMNS = ("ref", "resident_name", "description", "address_text")
+TRIGRAM_INDEXES = [
+    Index(f"ix_case_{column}_trgm", column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+    for column in TRIGRAM_COLUMNS
+]
+
+
 class Case(db.Model):
     """A resident's matter, from intake to sign-off.
 
@@ -157,6 +217,13 @@ class Case(db.Model):
             postgresql_where=text("state = 'awaiting_signoff'"),
             sqlite_where=text("state = 'awaiting_signoff'"),
         ),
+        # work queues: open cases of a scope by deadline, and of one state of a scope by deadline
+        *OPEN_WORK_INDEXES,
+        # search: a caller's phone, its last 4 digits
+        Index("ix_case_phone", "resident_phone"),
+        Index("ix_case_phone_last4", "resident_phone_last4"),
+        # search on PostgreSQL: "part of" comparisons through trigram indexes (created only there)
+        *TRIGRAM_INDEXES,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -340,6 +407,8 @@ class FollowUp(SliceColumns, db.Model):
     #: resident (self-service link) or the role of the staff member who phoned
     channel: Mapped[str] = mapped_column(String(16))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    #: the linked caller's report this follow-up answers (None: the case's own caller)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("case_report.id", ondelete="RESTRICT"), index=True)
     valid: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     #: whose work the resident judged: firm | grid
     party: Mapped[str | None] = mapped_column(String(16))
@@ -347,6 +416,46 @@ class FollowUp(SliceColumns, db.Model):
     invalidated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseReport(db.Model):
+    """Another caller's report of a matter already open as a case (one case, many callers).
+
+    The caller gets their own reference, receipt, tracking and sign-off; the handling is the main case's.
+    A supervisor may undo the link: the report then becomes a case of its own (same reference and code).
+    """
+
+    __tablename__ = "case_report"
+    __table_args__ = (Index("ix_case_report_case", "case_id", "id"), Index("ix_case_report_phone", "resident_phone"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="RESTRICT"))
+    ref: Mapped[str] = mapped_column(String(24), unique=True)
+    signoff_token: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(50))
+    resident_name: Mapped[str | None] = mapped_column(String(50))
+    resident_phone: Mapped[str | None] = mapped_column(String(20))
+    resident_phone_last4: Mapped[str | None] = mapped_column(String(4))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("service_station.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: set when a supervisor undid the link; the report then lives on as ``split_case_id``
+    unlinked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    split_case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
+
+    case = relationship("Case", foreign_keys=[case_id])
+    station = relationship("ServiceStation")
+
+    @property
+    def active(self) -> bool:
+        return self.unlinked_at is None
+
+    @property
+    def masked_phone(self) -> str:
+        phone = self.resident_phone or ""
+        return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else ("****" if phone else "")
 
 
 class Attachment(db.Model):

@@ -1,50 +1,82 @@
-"""Listing cases for a user: scope, filters and keyset pagination (newest first).
+"""Listing cases for a user: work queues, filters, search and keyset pagination.
 
-A page costs the same at a thousand or a million cases: the scope column, ``created_at`` and ``id``
-are one index per scope, and the cursor continues from the last row instead of counting an offset.
+A page costs the same at a thousand or a million cases. Two orders exist:
+
+- open work by deadline (``due_at`` first, no deadline last): every scope column has a partial index
+  ``(scope, due_at, id)`` and ``(scope, state, due_at, id)`` over open cases only (``state <> 'closed'``;
+  the queries repeat that condition so the planner can use the partial indexes);
+- everything else newest first: one ``(scope, created_at, id)`` index per scope.
+
+The cursor continues from the last row instead of counting an offset.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Integer, and_, any_, func, literal, literal_column, or_, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import selectinload
 
+from app.auth import roles
 from app.auth.permissions import scope_clause
-from app.cases.models import URGENCIES, Case, Category
+from app.cases.models import CHANNELS, URGENCIES, Case, CaseReport, Category
 from app.core.errors import ValidationError
 from app.core.params import parse_id, reasonable_instant
-from app.core.timeutil import parse_instant
+from app.core.timeutil import parse_instant, utcnow
 from app.extensions import db
-from workflows import OPEN_STATES, STATES
+from workflows import STATES
 
 MAX_PAGE = 100
+MAX_QUERY = 60
+CLOSED = "closed"
+REF_PREFIX = "KSM-"
+
+#: the states in which each role has something to do: its own queue
+QUEUE_STATES: dict[str, tuple[str, ...] | None] = {
+    roles.GRID_WORKER: ("registered", "grid_assigned", "grid_handling"),
+    roles.PROPERTY_MANAGER: ("firm_dispatched", "firm_processing", "on_hold"),
+    roles.BRANCH_SECRETARY: ("branch_review",),
+    roles.CLERK: None,  # every open case registered at the clerk's station
+    roles.SUPERVISOR: None,  # every open case in the community / street
+    roles.ADMIN: None,
+}
+
+#: escalation filter values → levels
+ESCALATION_FILTERS = {"warning": (1, 1), "overdue": (2, 3), "yellow": (2, 2), "red": (3, 3), "any": (1, 3)}
+
+#: deadline filters, by the clock (the row colours): the sweep's escalation level may lag a minute
+DUE_FILTERS = ("soon", "overdue")
+
+_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass
 class CaseFilters:
-    state: str | None = None  # a state name, "open" or "closed"
+    state: str | None = None  # a state name, "open", "closed" or "all"
     category: str | None = None  # code
     compound_id: int | None = None
     urgency: str | None = None
-    q: str | None = None  # reference number (or its start)
+    channel: str | None = None
+    escalation: str | None = None  # a key of ESCALATION_FILTERS
+    due: str | None = None  # "soon" (past the warning instant) or "overdue" (past the deadline), by the clock
+    q: str | None = None  # search text
     needs_routing: bool | None = None
     overdue: bool = False  # yellow or red card
     shelved: bool | None = None
     assigned_to: int | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    escalation_level: int | None = None
-    escalated: bool = False  # a warning or a card
     firm_id: int | None = None
     #: a ``select`` of case ids to keep (the cases behind a figure, see app.reports.drill)
     ids: Any = None
+    mine: bool = False  # the user's own queue
+    created_from: datetime | None = None
+    created_to: datetime | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -54,7 +86,7 @@ class CaseFilters:
         errors: dict[str, str] = {}
         state = (args.get("state") or "").strip()
         if state:
-            if state not in STATES and state not in ("open", "closed"):
+            if state not in STATES and state not in ("open", "closed", "all"):
                 errors["state"] = _("Unknown state %(state)s.", state=state)
             filters.state = state
         filters.category = (args.get("category") or "").strip() or None
@@ -63,30 +95,43 @@ class CaseFilters:
             if urgency not in URGENCIES:
                 errors["urgency"] = _("Urgency is normal or urgent.")
             filters.urgency = urgency
+        channel = (args.get("channel") or "").strip()
+        if channel:
+            if channel not in CHANNELS:
+                errors["channel"] = _("Unknown channel %(channel)s.", channel=channel)
+            filters.channel = channel
+        escalation = (args.get("escalation") or "").strip()
+        if escalation:
+            if escalation not in ESCALATION_FILTERS:
+                errors["escalation"] = _("Unknown escalation level %(level)s.", level=escalation)
+            filters.escalation = escalation
+        due = (args.get("due") or "").strip()
+        if due:
+            if due not in DUE_FILTERS:
+                errors["due"] = _("Unknown deadline filter %(value)s.", value=due)
+            filters.due = due
         compound = (args.get("compound_id") or args.get("compound") or "").strip()
         if compound:
             filters.compound_id = parse_id(compound)
             if filters.compound_id is None:
                 errors["compound_id"] = _("compound_id is a number.")
-        filters.q = (args.get("q") or "").strip().upper() or None
+        q = " ".join((args.get("q") or "").split())
+        if len(q) > MAX_QUERY:
+            errors["q"] = _("Search for at most %(n)d characters.", n=MAX_QUERY)
+        filters.q = q or None
         routing = (args.get("needs_routing") or "").strip().lower()
         if routing:
-            filters.needs_routing = routing in ("1", "true", "yes", "on")
-        filters.overdue = (args.get("overdue") or "").strip().lower() in ("1", "true", "yes", "on")
-        filters.escalated = (args.get("escalated") or "").strip().lower() in ("1", "true", "yes", "on")
-        level = (args.get("escalation_level") or "").strip()
-        if level:
-            filters.escalation_level = parse_id(level) if level != "0" else 0
-            if filters.escalation_level is None or filters.escalation_level > 3:
-                errors["escalation_level"] = _("The escalation level is 0, 1, 2 or 3.")
+            filters.needs_routing = routing in _TRUE
+        filters.overdue = (args.get("overdue") or "").strip().lower() in _TRUE
+        shelved = (args.get("shelved") or "").strip().lower()
+        if shelved:
+            filters.shelved = shelved in _TRUE
+        filters.mine = (args.get("mine") or "").strip().lower() in _TRUE
         firm = (args.get("firm") or "").strip()
         if firm:
             filters.firm_id = parse_id(firm)
             if filters.firm_id is None:
                 errors["firm"] = _("firm is a number.")
-        shelved = (args.get("shelved") or "").strip().lower()
-        if shelved:
-            filters.shelved = shelved in ("1", "true", "yes", "on")
         for name in ("created_from", "created_to"):
             value = (args.get(name) or "").strip()
             if value:
@@ -94,6 +139,8 @@ class CaseFilters:
                     instant = parse_instant(value if "T" in value else value + "T00:00:00")
                     if not reasonable_instant(instant):
                         raise ValueError(_("%(value)s is not a date this system handles.", value=value))
+                    if name == "created_to" and "T" not in value:
+                        instant += timedelta(days=1)  # a date "to" includes the whole day
                     setattr(filters, name, instant)
                 except ValueError as error:
                     errors[name] = str(error)
@@ -101,43 +148,208 @@ class CaseFilters:
             raise ValidationError(next(iter(errors.values())), field=next(iter(errors)), details={"fields": errors})
         return filters
 
+    @property
+    def by_deadline(self) -> bool:
+        """Open work can be listed by deadline; closed cases and "all states" newest first."""
+        return self.state not in (CLOSED, "all")
+
+
+# ------------------------------------------------------------------------------------- cursors
+
+
+def _b64(raw) -> str:
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+def _unb64(cursor: str):
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode()))
+
+
+def _bad_cursor() -> ValidationError:
+    return ValidationError(_("This page link is not valid; start again from the first page."), field="cursor")
+
 
 def encode_cursor(case: Case) -> str:
-    raw = json.dumps([case.created_at.isoformat(), case.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _b64([case.created_at.isoformat(), case.id])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """Raises :class:`ValidationError` for a cursor that was not produced by :func:`encode_cursor`."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, case_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created, case_id = _unb64(cursor)
         created_at, case_id = datetime.fromisoformat(created), parse_id(case_id)
         if created_at.tzinfo is None or not reasonable_instant(created_at) or case_id is None:
             raise ValueError("not one of our cursors")
         return created_at, case_id
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError, OverflowError):
-        raise ValidationError(
-            _("This page link is not valid; start again from the first page."), field="cursor"
-        ) from None
+        raise _bad_cursor() from None
 
 
-def list_cases(user, filters: CaseFilters, cursor: str | None = None, limit: int = 25) -> tuple[list[Case], str | None]:
-    """One page of the cases ``user`` may see, newest first, and the cursor of the next page."""
-    limit = max(1, min(int(limit), MAX_PAGE))
+def encode_due_cursor(case: Case) -> str:
+    return _b64(["due", case.due_at.isoformat() if case.due_at else None, case.id])
+
+
+def decode_due_cursor(cursor: str) -> tuple[datetime | None, int]:
+    """Raises :class:`ValidationError` for a cursor not produced by :func:`encode_due_cursor`."""
+    try:
+        kind, due, case_id = _unb64(cursor)
+        due_at = datetime.fromisoformat(due) if due is not None else None
+        case_id = parse_id(case_id)
+        if kind != "due" or case_id is None:
+            raise ValueError("not one of our cursors")
+        if due_at is not None and (due_at.tzinfo is None or not reasonable_instant(due_at)):
+            raise ValueError("not one of our cursors")
+        return due_at, case_id
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError, OverflowError):
+        raise _bad_cursor() from None
+
+
+# ------------------------------------------------------------------------------------- search
+
+_DIGITS = re.compile(r"^\d+$")
+_PHONE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def _like(column, word: str):
+    return column.contains(word, autoescape=True)
+
+
+def search_clause(q: str):
+    """The condition for a search box text: every word must match the case somewhere.
+
+    A word is matched as
+    - a full mobile number → that resident phone; exactly 4 digits → the phone's last 4 digits;
+    - a reference (``KSM-20261125-0001`` exactly, or any part of it, with or without the prefix);
+    - otherwise a part of the reference, the resident's name, the description or the address.
+    On PostgreSQL the "part of" comparisons are served by trigram indexes (3 characters or more).
+    """
+    clauses = []
+    for word in q.split():
+        compact = word.replace("-", "").replace(" ", "")
+        upper = word.upper()
+        if _PHONE.match(compact):  # the case's caller or a linked caller
+            clauses.append(
+                or_(
+                    Case.resident_phone == compact,
+                    Case.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == compact)),
+                )
+            )
+        elif _DIGITS.match(word) and len(word) == 4:
+            clauses.append(Case.resident_phone_last4 == word)
+        elif upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
+            clauses.append(
+                or_(Case.ref == upper, Case.id.in_(select(CaseReport.case_id).where(CaseReport.ref == upper)))
+            )
+        else:
+            ref_part = upper[len(REF_PREFIX) :] if upper.startswith(REF_PREFIX) else upper
+            clauses.append(
+                or_(
+                    _like(Case.ref, ref_part or upper),
+                    _like(Case.resident_name, word),
+                    _like(Case.description, word),
+                    _like(Case.address_text, word),
+                )
+            )
+    return and_(*clauses) if clauses else None
+
+
+#: a search first collects the matching ids through the search indexes, up to this many; more matches
+#: than that are common words, found quickly by reading the user's scope newest first instead
+SEARCH_PROBE = 2000
+
+
+def _search_ids(clause) -> list[int] | None:
+    """On PostgreSQL, the ids matching ``clause`` through the trigram/phone indexes, or None when there are
+    more than :data:`SEARCH_PROBE` (or on SQLite, where the condition is simply applied in the list).
+
+    Why: the planner cannot tell how rare a Chinese word is; left alone it reads a whole scope newest
+    first looking for 25 matches that may not exist there.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # the GIN/btree indexes, not a table scan
+    try:
+        ids = list(db.session.scalars(select(Case.id).where(clause).limit(SEARCH_PROBE + 1)))
+    finally:
+        db.session.execute(text("SET LOCAL enable_seqscan = on"))
+    return None if len(ids) > SEARCH_PROBE else ids
+
+
+# ------------------------------------------------------------------------------------- queues
+
+
+def _is_open():
+    """``state <> 'closed'`` with the constant written into the SQL (not a bound parameter), so the planner
+    can match the partial open-case indexes even with a generic plan of a prepared statement."""
+    return Case.state != literal_column("'closed'")
+
+
+def queue_states(user) -> tuple[str, ...] | None:
+    return QUEUE_STATES.get(getattr(user, "role", None))
+
+
+def queue_clause(user):
+    """The condition for ``user``'s own open work (within their scope, applied separately)."""
+    clauses = [_is_open()]
+    states = queue_states(user)
+    if states:  # constants in the SQL: the grid worker's partial index matches them in any plan
+        clauses.append(Case.state.in_([literal_column(f"'{name}'") for name in states]))
+    if user.role == roles.GRID_WORKER:
+        clauses.append(Case.assigned_grid_worker_id == user.id)
+    elif user.role == roles.CLERK and user.station_id is not None:
+        clauses.append(Case.station_id == user.station_id)
+    return and_(*clauses)
+
+
+def _filtered(user, filters: CaseFilters):
     query = select(Case).where(scope_clause(user, Case))
+    if filters.mine:
+        query = query.where(queue_clause(user))
     if filters.state == "open":
-        query = query.where(Case.state.in_(OPEN_STATES))
-    elif filters.state:
+        query = query.where(_is_open())
+    elif filters.state and filters.state != "all":
+        if filters.state != CLOSED:
+            query = query.where(_is_open())  # lets the planner use the open-case indexes
         query = query.where(Case.state == filters.state)
     if filters.category:
-        query = query.join(Category, Category.id == Case.category_id).where(Category.code == filters.category)
+        query = query.where(
+            Case.category_id == select(Category.id).where(Category.code == filters.category).scalar_subquery()
+        )
     if filters.compound_id:
         query = query.where(Case.compound_id == filters.compound_id)
     if filters.urgency:
         query = query.where(Case.urgency == filters.urgency)
+    if filters.channel:
+        query = query.where(Case.channel == filters.channel)
+    if filters.escalation:
+        low, high = ESCALATION_FILTERS[filters.escalation]
+        query = query.where(Case.escalation_level.between(low, high))
+    if filters.due:
+        now = utcnow()
+        query = query.where(_is_open(), Case.paused_at.is_(None))
+        if filters.due == "overdue":
+            query = query.where(Case.due_at <= now)
+        else:  # among the nearest deadlines, like the chip's count
+            nearest = (
+                select(Case.id, Case.warn_at)
+                .where(scope_clause(user, Case), _is_open(), Case.due_at > now)
+                .where(queue_clause(user) if filters.mine else true())
+                .order_by(Case.due_at)
+                .limit(SOON_WINDOW)
+                .subquery()
+            )
+            query = query.where(
+                Case.warn_at <= now,
+                Case.due_at > now,
+                Case.id.in_(select(nearest.c.id).where(nearest.c.warn_at <= now)),
+            )
     if filters.q:
-        query = query.where(Case.ref.startswith(filters.q, autoescape=True))
+        clause = search_clause(filters.q)
+        if clause is not None:
+            ids = _search_ids(clause)
+            # one array parameter rather than up to 2,000 bound values
+            query = query.where(clause if ids is None else Case.id == any_(literal(ids, ARRAY(Integer))))
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
@@ -146,10 +358,6 @@ def list_cases(user, filters: CaseFilters, cursor: str | None = None, limit: int
         query = query.where(Case.shelved.is_(filters.shelved))
     if filters.assigned_to:
         query = query.where(Case.assigned_grid_worker_id == filters.assigned_to)
-    if filters.escalation_level is not None:
-        query = query.where(Case.escalation_level == filters.escalation_level, Case.state != "closed")
-    if filters.escalated:
-        query = query.where(Case.escalation_level > 0, Case.state != "closed")
     if filters.firm_id:
         query = query.where(Case.firm_id == filters.firm_id)
     if filters.ids is not None:
@@ -158,14 +366,121 @@ def list_cases(user, filters: CaseFilters, cursor: str | None = None, limit: int
         query = query.where(Case.created_at >= filters.created_from)
     if filters.created_to:
         query = query.where(Case.created_at < filters.created_to)
-    if cursor:
-        created, case_id = decode_cursor(cursor)
-        query = query.where(or_(Case.created_at < created, and_(Case.created_at == created, Case.id < case_id)))
-    query = (
-        query.order_by(Case.created_at.desc(), Case.id.desc())
-        .limit(limit + 1)
-        .options(selectinload(Case.category), selectinload(Case.compound), selectinload(Case.assigned_grid_worker))
+    return query
+
+
+def list_cases(
+    user, filters: CaseFilters, cursor: str | None = None, limit: int = 25, *, by_deadline: bool = False
+) -> tuple[list[Case], str | None]:
+    """One page of the cases ``user`` may see and the cursor of the next page.
+
+    Newest first, or by deadline (``by_deadline`` and filters that select open work). Raises
+    :class:`ValidationError` for a cursor this function did not hand out.
+    """
+    limit = max(1, min(int(limit), MAX_PAGE))
+    due_order = by_deadline and filters.by_deadline and filters.state is not None
+    query = _filtered(user, filters)
+    if due_order:
+        if cursor:
+            due_at, case_id = decode_due_cursor(cursor)
+            if due_at is None:
+                query = query.where(Case.due_at.is_(None), Case.id > case_id)
+            else:
+                query = query.where(
+                    or_(Case.due_at > due_at, and_(Case.due_at == due_at, Case.id > case_id), Case.due_at.is_(None))
+                )
+        query = query.order_by(Case.due_at.asc().nulls_last(), Case.id.asc())
+    else:
+        if cursor:
+            created, case_id = decode_cursor(cursor)
+            query = query.where(or_(Case.created_at < created, and_(Case.created_at == created, Case.id < case_id)))
+        query = query.order_by(Case.created_at.desc(), Case.id.desc())
+    query = query.limit(limit + 1).options(
+        selectinload(Case.category), selectinload(Case.compound), selectinload(Case.assigned_grid_worker)
     )
     rows = list(db.session.scalars(query))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_due_cursor(rows[limit - 1]) if due_order else encode_cursor(rows[limit - 1])
     return rows[:limit], next_cursor
+
+
+#: chips and the navigation count up to this many per kind, then show "99+": every count stays a short
+#: index range scan however large the scope
+COUNT_CAP = 100
+#: "near the deadline" is looked for among this many open cases with the nearest deadlines (the warned
+#: ones are due soonest: the warning comes at 80 % of a step's time)
+SOON_WINDOW = 500
+
+
+@dataclass
+class QueueCounts:
+    """How much open work a user has: per state, near the deadline and overdue (each capped)."""
+
+    total: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+    warning: int = 0
+    overdue: int = 0
+
+    @staticmethod
+    def show(n: int) -> str:
+        return f"{COUNT_CAP - 1}+" if n >= COUNT_CAP else str(n)
+
+
+def _capped_count(query, cap: int = COUNT_CAP):
+    return select(func.count()).select_from(query.limit(cap).subquery()).scalar_subquery()
+
+
+def queue_counts(user) -> QueueCounts:
+    """Counts of ``user``'s own open work in one round trip of small capped index scans."""
+    counts = QueueCounts()
+    if user is None or not getattr(user, "is_authenticated", False):
+        return counts
+    now = utcnow()
+    base = select(Case.id).where(scope_clause(user, Case), queue_clause(user))
+    states = [name for name in (queue_states(user) or STATES) if name != CLOSED]
+    columns = [_capped_count(base.where(Case.state == name)).label(name) for name in states]
+    columns.append(_capped_count(base.where(Case.due_at <= now, Case.paused_at.is_(None))).label("_overdue"))
+    nearest = (
+        select(Case.warn_at, Case.paused_at)
+        .where(scope_clause(user, Case), queue_clause(user), Case.due_at > now)
+        .order_by(Case.due_at)
+        .limit(SOON_WINDOW)
+        .subquery()
+    )
+    columns.append(
+        select(func.count())
+        .select_from(nearest)
+        .where(nearest.c.warn_at <= now, nearest.c.paused_at.is_(None))
+        .scalar_subquery()
+        .label("_soon")
+    )
+    row = db.session.execute(select(*columns)).one()._mapping
+    for name in states:
+        if row[name]:
+            counts.by_state[name] = row[name]
+            counts.total += row[name]
+    counts.overdue = row["_overdue"]
+    counts.warning = min(row["_soon"], COUNT_CAP)
+    return counts
+
+
+def caller_history(user, phone: str, limit: int = 10) -> list[Case]:
+    """A caller's earlier cases (newest first) that ``user`` may see, by full mobile number."""
+    phone = re.sub(r"[\s-]", "", phone or "")
+    if not _PHONE.match(phone):
+        return []
+    query = (
+        select(Case)
+        .where(
+            scope_clause(user, Case),
+            or_(
+                Case.resident_phone == phone,
+                Case.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == phone)),
+            ),
+        )
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+        .options(selectinload(Case.category), selectinload(Case.compound))
+    )
+    return list(db.session.scalars(query))

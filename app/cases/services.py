@@ -24,7 +24,7 @@ from app.auth.permissions import in_scope, is_admin, scope_clause
 from app.cases import attachments
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
-from app.cases.models import CHANNELS, URGENCIES, Case, CaseEvent, Category, FollowUp, RefCounter
+from app.cases.models import CHANNELS, URGENCIES, URGENCY_URGENT, Case, CaseEvent, Category, FollowUp, RefCounter
 from app.core import throttle
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from app.core.params import parse_id
@@ -318,7 +318,9 @@ def route_targets(compound: Compound, day) -> dict[str, Any]:
     return targets
 
 
-def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
+def register_case(
+    data: Intake, actor, *, now: datetime | None = None, ref: str | None = None, signoff_token: str | None = None
+) -> Case:
     """Register a case and route it (compound → grid worker, contract → firm, compound → branch).
 
     The case moves to ``grid_assigned`` when the compound has an active grid worker; otherwise it
@@ -328,7 +330,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
     case = Case(
-        ref=next_ref(now),
+        ref=ref or next_ref(now),
         category_id=category.id,
         workflow=category.workflow,
         urgency=clean["urgency"],
@@ -347,7 +349,7 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
         resident_name=clean["resident_name"],
         resident_phone=clean["resident_phone"],
         resident_phone_last4=clean["resident_phone"][-4:] if clean["resident_phone"] else None,
-        signoff_token=secrets.token_urlsafe(12),
+        signoff_token=signoff_token or unique_signoff_code(),
         station_id=getattr(actor, "station_id", None) if getattr(actor, "role", None) == roles.CLERK else None,
         created_by_id=getattr(actor, "id", None),
         created_at=now,
@@ -384,9 +386,28 @@ def register_case(data: Intake, actor, *, now: datetime | None = None) -> Case:
     if case.assigned_grid_worker_id is not None:
         case.needs_routing = False
         fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
+    if case.urgency == URGENCY_URGENT:
+        alert_urgent(case, now)
     db.session.flush()
     case.possible_duplicates = duplicates  # for the caller to show; not stored
     return case
+
+
+def alert_urgent(case: Case, now: datetime) -> None:
+    """Urgent matters (lift entrapment, water/power/gas, safety): the firm on contract and the community
+    supervisor hear of it at registration, not only once the grid worker accepts."""
+    from app.notify import services as notify
+
+    place = " ".join(filter(None, [case.compound.name if case.compound else case.address_text, case.unit or ""]))
+
+    def render():
+        return (
+            _("Urgent case %(ref)s: %(category)s", ref=case.ref, category=case.category.name),
+            _("%(place)s — %(text)s", place=place, text=case.description[:200]),
+        )
+
+    people = notify.firm_managers_for(case) + notify.community_supervisors_for(case)
+    notify.notify(people, "urgent", render, case_id=case.id, now=now)
 
 
 # ------------------------------------------------------------------------------------------ events
@@ -457,12 +478,12 @@ def allowed_triggers(user, case: Case, now: datetime | None = None) -> list[str]
     return engine.possible(case.state, user.role, context_for(case, now or utcnow()))
 
 
+def _list_sep() -> str:
+    return "、" if L.lang() == "zh" else ", "
+
+
 def _names(triggers: Iterable[str]) -> str:
-    return (
-        "、".join(L.trigger_label(t) for t in triggers)
-        if L.lang() == "zh"
-        else ", ".join(L.trigger_label(t) for t in triggers)
-    )
+    return _list_sep().join(L.trigger_label(t) for t in triggers)
 
 
 def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
@@ -529,9 +550,8 @@ def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
         for name, problem in error.errors.items():
             label = L.input_label(error.trigger, name)
             if problem == "required" and spec.input(name).kind == "choice":
-                options = ", ".join(
-                    f"{code} ({L.choice_label(error.trigger, name, code)})"
-                    for code, _zh, _en in spec.input(name).choices
+                options = _list_sep().join(
+                    L.choice_label(error.trigger, name, code) for code, _zh, _en in spec.input(name).choices
                 )
                 fields[name] = _("%(field)s is required: choose one of %(options)s.", field=label, options=options)
             elif problem == "required":
@@ -541,14 +561,19 @@ def explain(error: WorkflowError, case: Case) -> WorkflowRefused:
                     "%(field)s is too long (at most %(max)d characters).", field=label, max=spec.input(name).max_length
                 )
             elif problem == "invalid_choice":
-                options = ", ".join(
-                    f"{code} ({L.choice_label(error.trigger, name, code)})"
-                    for code, _zh, _en in spec.input(name).choices
+                # labels only: users never see the internal option codes (API clients get them in details)
+                options = _list_sep().join(
+                    L.choice_label(error.trigger, name, code) for code, _zh, _en in spec.input(name).choices
                 )
                 fields[name] = _("%(field)s: choose one of %(options)s.", field=label, options=options)
             else:
                 fields[name] = _("%(field)s: answer yes or no.", field=label)
         details["fields"] = fields
+        details["choices"] = {
+            name: [code for code, _zh, _en in spec.input(name).choices]
+            for name in error.errors
+            if spec.input(name) is not None and spec.input(name).kind == "choice"
+        }
         message = (
             next(iter(fields.values()))
             if len(fields) == 1
@@ -948,10 +973,53 @@ class _RoutingView:
 # ------------------------------------------------------------------------------------- residents
 
 
+#: sign-off codes are read aloud and typed: no 0/O, 1/I/L look-alikes (31 symbols, 8 of them ≈ 8.5e11)
+SIGNOFF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+SIGNOFF_CODE_LENGTH = 8
+
+
+def new_signoff_code() -> str:
+    """A random sign-off code for the receipt, e.g. ``K7MQ2XPA``."""
+    return "".join(secrets.choice(SIGNOFF_ALPHABET) for _ in range(SIGNOFF_CODE_LENGTH))
+
+
+def unique_signoff_code() -> str:
+    """A sign-off code no case and no linked report uses yet (8.5e11 codes: a clash is rare, not impossible)."""
+    from app.cases.models import CaseReport
+
+    while True:
+        code = new_signoff_code()
+        if db.session.scalar(select(Case.id).where(Case.signoff_token == code)) is None and (
+            db.session.scalar(select(CaseReport.id).where(CaseReport.signoff_token == code)) is None
+        ):
+            return code
+
+
+def normalize_signoff_code(text: str) -> str:
+    """What a resident typed (``k7mq-2xpa``, ``K7MQ 2XPA``) as a stored code (``K7MQ2XPA``)."""
+    return "".join(ch for ch in (text or "").upper() if ch.isalnum())[:32]
+
+
+def format_signoff_code(code: str) -> str:
+    """A short code in two groups for reading aloud (``K7MQ-2XPA``); older long tokens unchanged."""
+    return f"{code[:4]}-{code[4:]}" if len(code) == SIGNOFF_CODE_LENGTH else code
+
+
 def case_for_signoff_token(token: str) -> Case:
-    """The case a resident's sign-off link points to. Raises :class:`NotFound`."""
-    case = db.session.scalar(select(Case).where(Case.signoff_token == (token or "").strip())) if token else None
-    if case is None or not throttle.same_secret(case.signoff_token, token):
+    """The case a resident's sign-off link or typed code points to. Raises :class:`NotFound`.
+
+    Older receipts carry a longer, case-sensitive token: it is tried as it is first. The stored code is
+    compared in constant time.
+    """
+    token = (token or "").strip()[:64]
+    matched = token
+    case = db.session.scalar(select(Case).where(Case.signoff_token == token)) if token else None
+    if case is None and token:
+        code = normalize_signoff_code(token)
+        if code and code != token:
+            case = db.session.scalar(select(Case).where(Case.signoff_token == code))
+            matched = code
+    if case is None or not throttle.same_secret(case.signoff_token, matched):
         raise NotFound(_("This sign-off link is not valid. Check the code on your receipt."))
     return case
 

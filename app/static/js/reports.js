@@ -121,20 +121,12 @@
     });
   }
 
-  function confirmForms() {
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (form.checkValidity() && !window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
-      });
-    });
-  }
-
   function printButtons() {
     document.querySelectorAll("[data-print]").forEach(function (button) {
       button.addEventListener("click", function () { window.print(); });
     });
   }
 
-  function start() { drawCharts(); guardBulkUrge(); confirmForms(); printButtons(); }
+  function start() { drawCharts(); guardBulkUrge(); printButtons(); }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();

@@ -1,0 +1,149 @@
+"""Work queues and search: each user opens on their own open work by deadline, and finds any case by
+what a caller says (reference, phone, name, words)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from app.core.timeutil import utcnow
+from tests.factories import make_case
+
+
+def _refs(html: str) -> list[str]:
+    return re.findall(r'data-ref="(KSM-\d{8}-\d{4})"', html)
+
+
+def test_grid_worker_opens_on_own_open_work_by_deadline(client, auth):
+    later = make_case("grid_handling", now=utcnow() - timedelta(minutes=5))  # 1 working day
+    urgent = make_case("grid_assigned", urgency="urgent")  # 30 calendar minutes
+    firm_work = make_case("firm_processing")
+    closed = make_case("closed")
+    other_grid = make_case("grid_assigned", compound="X03")
+    auth.login("grid1")
+    body = client.get("/cases").get_data(as_text=True)
+    refs = _refs(body)
+    assert urgent in refs and later in refs
+    assert refs.index(urgent) < refs.index(later)
+    assert firm_work not in refs and closed not in refs and other_grid not in refs
+    assert "我的待办" in body and 'data-chip="grid_assigned"' in body
+    # counts of the user's open work in the navigation
+    assert re.search(r'id="my-work-count"[^>]*>\s*2\s*<', body)
+    # closed cases only when asked
+    closed_page = client.get("/cases?state=closed").get_data(as_text=True)
+    assert closed in _refs(closed_page) and later not in _refs(closed_page)
+    everything = _refs(client.get("/cases?state=all").get_data(as_text=True))
+    assert {later, urgent, firm_work, closed} <= set(everything) and other_grid not in everything
+
+
+def test_overdue_and_near_deadline_rows_are_coloured_and_counted(client, auth):
+    overdue = make_case("firm_dispatched", urgency="urgent", now=utcnow() - timedelta(hours=3))
+    fresh = make_case("firm_dispatched", urgency="urgent")
+    auth.login("firm1")
+    body = client.get("/cases").get_data(as_text=True)
+    row = re.search(rf'<li class="queue-row[^"]*"[^>]*data-ref="{overdue}"', body).group(0)
+    assert "queue-overdue" in row and 'data-level="2"' in row
+    fresh_row = re.search(rf'<li class="queue-row[^"]*"[^>]*data-ref="{fresh}"', body).group(0)
+    assert "queue-overdue" not in fresh_row and "queue-warning" not in fresh_row
+    assert _refs(body)[0] == overdue
+    assert 'class="countdown' in body and "js/countdown.js" in body
+    # chips count by the clock, like the row colours, and filter the queue
+    assert re.search(r'data-chip="overdue">[^<]*<span class="fw-bold">1</span>', body)
+    assert re.search(r'id="my-overdue-count"[^>]*>\s*1\s*<', body)
+    only_overdue = _refs(client.get("/cases?mine=1&due=overdue").get_data(as_text=True))
+    assert only_overdue == [overdue]
+    assert client.get("/cases?due=later", follow_redirects=True).status_code == 200
+    # firm2 does not see firm1's work, in its queue or by search
+    auth.logout()
+    auth.login("firm2")
+    assert overdue not in _refs(client.get("/cases?state=all").get_data(as_text=True))
+    assert overdue not in _refs(client.get(f"/cases?q={overdue}").get_data(as_text=True))
+
+
+def test_near_deadline_chip_and_filter(client, auth):
+    near = make_case("grid_assigned", urgency="urgent", now=utcnow() - timedelta(minutes=26))  # 30 min limit
+    calm = make_case("grid_assigned", urgency="urgent")
+    auth.login("grid1")
+    body = client.get("/cases").get_data(as_text=True)
+    assert re.search(r'data-chip="warning">[^<]*<span class="fw-bold">1</span>', body)
+    row = re.search(rf'<li class="queue-row[^"]*"[^>]*data-ref="{near}"', body).group(0)
+    assert "queue-warning" in row
+    assert _refs(client.get("/cases?mine=1&due=soon").get_data(as_text=True)) == [near]
+    assert calm in _refs(body)
+
+
+def test_every_filter_is_on_the_page_and_kept_in_the_url(client, auth):
+    phone = make_case("grid_assigned", channel="phone")
+    window = make_case("grid_assigned", channel="window")
+    auth.login("supervisor1")
+    body = client.get("/cases?state=open&channel=phone").get_data(as_text=True)
+    assert phone in _refs(body) and window not in _refs(body)
+    for name in ("compound_id", "created_from", "created_to", "escalation", "channel", "category", "urgency"):
+        assert f'name="{name}"' in body
+    assert 'value="phone" selected' in body
+    today = utcnow().date().isoformat()
+    ranged = _refs(client.get(f"/cases?state=open&created_from={today}&created_to={today}").get_data(as_text=True))
+    assert phone in ranged
+    tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
+    assert phone not in _refs(client.get(f"/cases?state=open&created_from={tomorrow}").get_data(as_text=True))
+    assert phone not in _refs(client.get("/cases?state=open&escalation=overdue").get_data(as_text=True))
+    # a bad filter value is a message, not a 500
+    bad = client.get("/cases?escalation=purple", follow_redirects=True)
+    assert bad.status_code == 200 and "purple" in bad.get_data(as_text=True)
+    assert client.get("/cases?cursor=garbage", follow_redirects=True).status_code == 200
+
+
+def test_queue_pages_by_deadline_without_repeating_a_case(client, auth):
+    refs = {make_case("grid_assigned", now=utcnow() - timedelta(minutes=n)) for n in range(30)}
+    auth.login("grid1")
+    seen, url = [], "/cases"
+    while url:
+        body = client.get(url).get_data(as_text=True)
+        seen += _refs(body)
+        link = re.search(r'href="([^"]*cursor=[^"]*)"[^>]*>[^<]*»', body)
+        url = link.group(1).replace("&amp;", "&") if link else None
+    assert set(seen) == refs and len(seen) == len(refs)
+
+
+def test_search_by_what_a_caller_says(client, auth):
+    ref = make_case("grid_handling", description="锅炉房管道破裂，地下室进水", resident_phone="13955551234")
+    other = make_case("grid_handling", description="小区路灯不亮了", resident_phone="13700009999")
+    auth.login("clerk1")
+
+    def found(q):
+        return _refs(client.get("/cases", query_string={"q": q}).get_data(as_text=True))
+
+    assert ref in found("1234") and other not in found("1234")  # last 4 digits
+    assert ref in found("13955551234") and other not in found("13955551234")  # full phone
+    assert ref in found("锅炉房") and other not in found("锅炉房")  # a word of the description
+    assert ref in found("陈先生")  # the resident's name
+    assert found(ref) == [ref]  # the full reference
+    assert ref in found(ref.removeprefix("KSM-"))  # without the prefix
+    assert ref in found(ref[-9:])  # a part of it
+    assert ref in found("锅炉房 1234") and ref not in found("锅炉房 9999")  # every word must match
+    closed = make_case("closed", description="电梯按钮失灵已修好")
+    assert closed in found("电梯按钮")  # search covers closed cases too
+    assert 'id="empty-list"' in client.get("/cases?q=不存在的词语").get_data(as_text=True)
+
+
+def test_api_search_with_q(client, app):
+    from app.auth.services import create_token
+    from app.extensions import db
+    from tests.factories import user
+
+    ref = make_case("grid_handling", description="锅炉房管道破裂", resident_phone="13955554321")
+    with app.app_context():
+        _row, token = create_token(user("clerk1"), "test")
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    for q in ("4321", "锅炉房", ref.removeprefix("KSM-"), "13955554321"):
+        data = client.get("/api/v1/cases", query_string={"q": q}, headers=headers).get_json()
+        assert ref in [item["ref"] for item in data["items"]], q
+    firm_token = None
+    with app.app_context():
+        _row, firm_token = create_token(user("firm2"), "test")
+        db.session.commit()
+    data = client.get("/api/v1/cases?q=4321", headers={"Authorization": f"Bearer {firm_token}"}).get_json()
+    assert ref not in [item["ref"] for item in data["items"]]
+    long = client.get("/api/v1/cases", query_string={"q": "x" * 61}, headers=headers)
+    assert long.status_code in (400, 422)
