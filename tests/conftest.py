@@ -104,6 +104,7 @@ KEEP_TABLES = {
     "time_limit_policy",
     "business_hours",
     "open311_key",
+    "settings_version",
 }
 
 
