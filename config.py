@@ -105,6 +105,11 @@ class Config:
     #: them every 5 minutes); older, the figures are counted from the facts
     ROLLUP_MAX_AGE_MINUTES = _env_int("ROLLUP_MAX_AGE_MINUTES", 10)
 
+    #: seconds between two escalation sweeps of ``flask scheduler`` (and the embedded one)
+    SWEEP_INTERVAL_SECONDS = _env_int("SWEEP_INTERVAL_SECONDS", 60)
+    #: other processes notice an administrator's change of cached settings within this many seconds
+    SETTINGS_CHECK_SECONDS = float(os.environ.get("SETTINGS_CHECK_SECONDS") or 1.0)
+
     TESTING = False
     DEBUG = False
 

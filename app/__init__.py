@@ -157,6 +157,8 @@ def _import_models() -> None:
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
+    import app.core.heartbeat  # noqa: F401 - job_run (issue 12)
+    import app.core.settings_cache  # noqa: F401 - settings_version (issue 12)
     import app.core.throttle  # noqa: F401
     import app.notify.models  # noqa: F401
     import app.open311.models  # noqa: F401
