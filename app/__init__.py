@@ -83,6 +83,7 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
 
     _register_blueprints(app)
     _register_template_helpers(app)
+    _register_observability(app)
 
     from app.main.views import register_error_handlers
 
@@ -117,6 +118,15 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def _register_observability(app: Flask) -> None:
+    """JSON request logs with a request id, Prometheus ``/metrics`` (issue 12; app/core)."""
+    from app.core import metrics, replica, requestlog
+
+    requestlog.init_app(app)
+    metrics.init_app(app)
+    replica.init_app(app)
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -56,11 +56,14 @@ def create_floor_app() -> Flask:
         with db.engine.begin() as connection:
             connection.execute(text("CREATE SEQUENCE IF NOT EXISTS bench_floor_ref"))
             connection.execute(
-                text("CREATE TABLE IF NOT EXISTS bench_one (id bigserial PRIMARY KEY, body text, created_at timestamptz)")
-            )
-            row = connection.execute(
                 text(
-                    """
+                    "CREATE TABLE IF NOT EXISTS bench_one (id bigserial PRIMARY KEY, body text, created_at timestamptz)"
+                )
+            )
+            row = (
+                connection.execute(
+                    text(
+                        """
                     SELECT c.id AS compound, c.community_id AS community, m.street_id AS street, c.grid_id AS grid,
                            (SELECT firm_id FROM firm_contract WHERE compound_id = c.id LIMIT 1) AS firm,
                            (SELECT id FROM "user" WHERE role = 'grid_worker' AND grid_id = c.grid_id LIMIT 1) AS worker,
@@ -68,8 +71,11 @@ def create_floor_app() -> Flask:
                     FROM compound c JOIN community m ON m.id = c.community_id
                     WHERE c.grid_id IS NOT NULL ORDER BY c.id LIMIT 1
                     """
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
     fixed = dict(row)
 
     @app.post("/floor")

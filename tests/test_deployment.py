@@ -98,7 +98,11 @@ def deployment(app, committed, tmp_path):
     ports = [_free_port(), _free_port()]
     try:
         webs = [
-            start(f"web{i}", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], {"WEB_BIND": f"127.0.0.1:{port}"})
+            start(
+                f"web{i}",
+                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                {"WEB_BIND": f"127.0.0.1:{port}"},
+            )
             for i, port in enumerate(ports)
         ]
         for i in range(2):
