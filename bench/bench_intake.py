@@ -181,6 +181,60 @@ def prepare() -> str:
     return secret
 
 
+def in_process(samples: int = 100) -> dict:
+    """One create in-process (test client, no HTTP): statements, time in the database, total time."""
+    import collections
+
+    from sqlalchemy import event, select
+
+    from app import create_app
+    from app.auth.models import User
+    from app.auth.services import create_token
+    from app.extensions import db
+    from config import ProductionConfig
+
+    app = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=URL, SECRET_KEY="bench-" + "x" * 40, LOG_FORMAT="")
+    with app.app_context():
+        clerk = db.session.scalar(select(User).where(User.username == "clerk1"))
+        secret = create_token(clerk, "bench in-process")[1]
+        db.session.commit()
+        engine = db.engine
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    for _ in range(10):
+        client.post("/api/v1/cases", data=BODY, headers=headers)
+    spent: dict[str, float] = collections.defaultdict(float)
+    count = collections.Counter()
+
+    def before(conn, cursor, statement, params, context, many):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, params, context, many):
+        key = " ".join(statement.split()[:3])[:50]
+        spent[key] += time.perf_counter() - conn.info.pop("bench_t0")
+        count[key] += 1
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    totals = []
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            response = client.post("/api/v1/cases", data=BODY, headers=headers)
+            totals.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 201, response.get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return {
+        "samples": samples,
+        "p50_ms": statistics.median(totals),
+        "statements_per_create": sum(count.values()) / samples,
+        "sql_ms_per_create": sum(spent.values()) * 1000 / samples,
+        "by_statement": {k: {"n": count[k] / samples, "ms": spent[k] * 1000 / samples} for k in spent},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8)
@@ -191,6 +245,8 @@ def main() -> None:
     args = parser.parse_args()
     (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
     secret = prepare()
+    results_in_process = in_process()
+    print("in-process", round(results_in_process["p50_ms"], 1), "ms", file=sys.stderr, flush=True)
     env = {
         **os.environ,
         "DATABASE_URL": URL,
@@ -202,7 +258,14 @@ def main() -> None:
     }
     auth = {"Authorization": f"Bearer {secret}", "Accept-Language": "en"}
     engine = create_engine(URL)
-    results: dict = {"concurrency": args.concurrency, "workers": args.workers, "seconds": args.seconds, "rounds": []}
+    results: dict = {
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "rounds": [],
+        "in_process": results_in_process,
+        "load_average_before": os.getloadavg(),
+    }
     ours = _gunicorn("wsgi:app", 8701, args.workers, env)
     floor = _gunicorn("bench.floor_app:create_floor_app()", 8702, args.workers, env)
     try:
@@ -237,6 +300,7 @@ def main() -> None:
         results[name] = {"median_rps": statistics.median(values), "min_rps": min(values), "max_rps": max(values)}
     results["ours_vs_floor"] = results["ours"]["median_rps"] / results["floor"]["median_rps"]
     results["ours_vs_one"] = results["ours"]["median_rps"] / results["one"]["median_rps"]
+    results["load_average_after"] = os.getloadavg()
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "intake.json").write_text(json.dumps(results, indent=2))

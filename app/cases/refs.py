@@ -25,7 +25,8 @@ from app.extensions import db
 
 log = logging.getLogger(__name__)
 PREFIX = "ksm_ref_"
-_known: set[str] = set()
+#: (database URL, sequence) pairs known to exist, so the check runs once per day and database
+_known: set[tuple[str, str]] = set()
 
 
 def sequence_name(day: date) -> str:
@@ -52,7 +53,8 @@ def _create(name: str, day: date) -> None:
 def next_number(day: date) -> int:
     """The next number of ``day`` (1, 2, …; gaps possible) from its sequence, created if missing."""
     name = sequence_name(day)
-    if name not in _known:
+    key = (db.engine.url.render_as_string(hide_password=True), name)
+    if key not in _known:
         _create(name, day)
-        _known.add(name)
+        _known.add(key)
     return db.session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
