@@ -127,3 +127,27 @@ def test_an_open_intake_does_not_block_the_next_ones(app, committed):
         numbers = [int(ref.rsplit("-", 1)[1]) for ref in refs]
         assert len(refs) == 2 and numbers[1] == numbers[0] + 2  # the rolled-back intake left a gap
         assert db.session.scalar(select(func.count()).select_from(Case)) == 2
+
+
+def test_unknown_codes_typed_by_clients_are_not_remembered(ctx):
+    from app.core import settings_cache
+
+    before = settings_cache.stats()["entries"]
+    for number in range(20):
+        with pytest.raises(services.FieldErrors):
+            services.register_case(_intake(compound=f"NO-SUCH-{number}", category=f"nope-{number}"), user("clerk1"))
+    assert settings_cache.stats()["entries"] <= before + 2  # at most the settings read on the way
+
+
+def test_a_new_contract_routes_the_next_case_to_the_new_firm(ctx):
+    from app.core.timeutil import to_local, utcnow
+    from app.org.models import Compound, FirmContract, PropertyFirm
+
+    first = services.register_case(_intake(), user("clerk1"))
+    db.session.commit()
+    compound = db.session.scalar(select(Compound).where(Compound.code == "X01"))
+    other = db.session.scalar(select(PropertyFirm).where(PropertyFirm.id != first.firm_id).limit(1))
+    db.session.add(FirmContract(compound_id=compound.id, firm_id=other.id, start_date=to_local(utcnow()).date()))
+    db.session.commit()
+    second = services.register_case(_intake(), user("clerk1"))
+    assert first.firm_id != other.id and second.firm_id == other.id

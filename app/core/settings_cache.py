@@ -106,8 +106,9 @@ def _check_version() -> None:
         _cache.checked_at = now
 
 
-def get(key: Any, loader: Callable[[Session], Any]) -> Any:
-    """The cached value of ``key``; on a miss ``loader(session)`` computes it.
+def get(key: Any, loader: Callable[[Session], Any], *, keep_none: bool = True) -> Any:
+    """The cached value of ``key``; on a miss ``loader(session)`` computes it. ``keep_none=False``
+    does not remember a ``None`` (look-ups of what a client typed: unknown codes must not fill memory).
 
     The loader gets a private session on the request's connection (so it sees the request's
     transaction); ORM instances it returns are detached when it ends — load eagerly what readers use.
@@ -122,6 +123,8 @@ def get(key: Any, loader: Callable[[Session], Any]) -> Any:
     _cache.misses += 1
     with Session(bind=db.session.connection(), autoflush=False, expire_on_commit=False) as private:
         value = loader(private)
+    if value is None and not keep_none:
+        return None
     with _cache.lock:
         _cache.values[key] = value
     return value

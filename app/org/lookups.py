@@ -45,7 +45,7 @@ def _by_id(model, number: int):
     def load(session: Session):
         return session.scalar(select(model).where(model.id == number).options(*_options(model)))
 
-    return settings_cache.get(("id", model.__tablename__, number), load)
+    return settings_cache.get(("id", model.__tablename__, number), load, keep_none=False)
 
 
 def get(model, number: int | None):
@@ -76,7 +76,7 @@ def find(model, ref, *, by_name: bool = True):
             return session.scalar(select(model).where(model.name == text).options(*options).limit(1))
         return None
 
-    return settings_cache.attach(settings_cache.get(("ref", model.__tablename__, text, by_name), load))
+    return settings_cache.attach(settings_cache.get(("ref", model.__tablename__, text, by_name), load, keep_none=False))
 
 
 def building_in(compound_id: int, name: str):
@@ -85,27 +85,26 @@ def building_in(compound_id: int, name: str):
     def load(session: Session):
         return session.scalar(select(Building).where(Building.compound_id == compound_id, Building.name == name))
 
-    return settings_cache.attach(settings_cache.get(("building", compound_id, name), load))
+    return settings_cache.attach(settings_cache.get(("building", compound_id, name), load, keep_none=False))
 
 
 def routing_of(compound_id: int, day: date) -> tuple[int | None, int | None]:
-    """``(firm_id, branch_id)`` serving a compound on ``day``: the latest contract in force, its branch."""
+    """``(firm_id, branch_id)`` serving a compound on ``day``: the latest contract in force, its branch.
+
+    The compound's contracts are cached (one entry per compound, whatever the day asked)."""
 
     def load(session: Session):
-        firm_id = session.scalar(
-            select(FirmContract.firm_id)
-            .where(
-                FirmContract.compound_id == compound_id,
-                FirmContract.start_date <= day,
-                (FirmContract.end_date.is_(None)) | (FirmContract.end_date >= day),
-            )
-            .order_by(FirmContract.start_date.desc())
-            .limit(1)
-        )
+        contracts = session.execute(
+            select(FirmContract.start_date, FirmContract.end_date, FirmContract.firm_id)
+            .where(FirmContract.compound_id == compound_id)
+            .order_by(FirmContract.start_date.desc(), FirmContract.id.desc())
+        ).all()
         branch_id = session.scalar(select(PartyBranch.id).where(PartyBranch.compound_id == compound_id))
-        return firm_id, branch_id
+        return tuple(tuple(row) for row in contracts), branch_id
 
-    return settings_cache.get(("routing", compound_id, day), load)
+    contracts, branch_id = settings_cache.get(("routing", compound_id), load)
+    firm_id = next((firm for start, end, firm in contracts if start <= day and (end is None or end >= day)), None)
+    return firm_id, branch_id
 
 
 def prime_case(case) -> None:
