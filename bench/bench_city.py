@@ -15,7 +15,7 @@ import os
 
 from sqlalchemy import text
 
-from bench.bench_reports import _client, _time
+from bench.bench_reports import _client, _plans, _time
 from bench.common import make_app, summary, timer
 
 URL = os.environ.get("BENCH_CITY_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ksm_bench_scale")
@@ -24,6 +24,7 @@ URL = os.environ.get("BENCH_CITY_DATABASE_URL", "postgresql+psycopg://postgres@1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--plans", action="store_true", help="also EXPLAIN ANALYZE every SELECT each page runs")
     args = parser.parse_args()
     app = make_app(URL)
     from app.extensions import db
@@ -65,6 +66,11 @@ def main() -> None:
     for label, (username, path) in pages.items():
         client = clients.setdefault(username, _client(app, username))
         out[label] = _time(client, path, args.repeats)
+        if args.plans:
+            found = _plans(app, client, path, top=1)
+            out[label]["statements"] = found["statements"]
+            out[label]["seq_scans_on_big_tables"] = found["seq_scans_on_big_tables"]
+            out[label]["slowest"] = found["slowest"][0] if found["slowest"] else None
     print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
 
 
