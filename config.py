@@ -141,6 +141,17 @@ class Config:
     #: them every 5 minutes); older, the figures are counted from the facts
     ROLLUP_MAX_AGE_MINUTES = _env_int("ROLLUP_MAX_AGE_MINUTES", 10)
 
+    #: ``json``: every log record is one JSON line (production default); anything else: plain text
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "")
+    #: a scraper sending ``Authorization: Bearer METRICS_TOKEN`` may read /metrics (else loopback only)
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    #: a streaming replica for dashboards, bulletins, ratings and exports (writes stay on the primary)
+    REPLICA_DATABASE_URL = os.environ.get("REPLICA_DATABASE_URL") or None
+    #: seconds between two escalation sweeps of ``flask scheduler`` (and the embedded one)
+    SWEEP_INTERVAL_SECONDS = _env_int("SWEEP_INTERVAL_SECONDS", 60)
+    #: other processes notice an administrator's change of cached settings within this many seconds
+    SETTINGS_CHECK_SECONDS = float(os.environ.get("SETTINGS_CHECK_SECONDS") or 1.0)
+
     TESTING = False
     DEBUG = False
 
@@ -171,8 +182,18 @@ class ProductionConfig(Config):
     HSTS_SECONDS = _env_int("HSTS_SECONDS", 31536000)
 
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
     REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    #: a sync gunicorn worker serves one request at a time: a small pool per process is enough (the
+    #: second connection is for the day's reference sequence and the replica check); behind PgBouncer in
+    #: transaction mode set ``PGBOUNCER=1``: psycopg then never prepares statements (docs/deployment.md)
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": _env_int("DB_POOL_SIZE", 2),
+        "max_overflow": _env_int("DB_MAX_OVERFLOW", 3),
+        "pool_recycle": 3600,
+        **({"connect_args": {"prepare_threshold": None}} if _env_bool("PGBOUNCER", False) else {}),
+    }
 
 
 CONFIGS = {

@@ -94,6 +94,7 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
 
     _register_blueprints(app)
     _register_template_helpers(app)
+    _register_observability(app)
 
     from app.core import headers, hygiene
 
@@ -138,6 +139,15 @@ def _configure_logging(app: Flask) -> None:
         logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
+def _register_observability(app: Flask) -> None:
+    """JSON request logs with a request id, Prometheus ``/metrics`` (issue 12; app/core)."""
+    from app.core import metrics, replica, requestlog
+
+    requestlog.init_app(app)
+    metrics.init_app(app)
+    replica.init_app(app)
+
+
 def _configure_sqlite(app: Flask) -> None:
     """SQLite: foreign keys on, wait for locks, and transactions that really begin.
 
@@ -177,6 +187,8 @@ def _import_models() -> None:
     import app.auth.models  # noqa: F401
     import app.cases.attachments  # noqa: F401  (file clean-up on rollback)
     import app.cases.models  # noqa: F401
+    import app.core.heartbeat  # noqa: F401 - job_run (issue 12)
+    import app.core.settings_cache  # noqa: F401 - settings_version (issue 12)
     import app.core.throttle  # noqa: F401
     import app.hotline.models  # noqa: F401
     import app.notify.models  # noqa: F401

@@ -90,6 +90,9 @@ PUBLIC = {"allowed": EVERYONE, "anonymous": "ok"}
 EXPECTED: dict[str, Route] = {
     # -- public and account pages
     "main.healthz": Route("GET", "/healthz", **PUBLIC),
+    # Prometheus: answered on loopback (the test client's address) or with METRICS_TOKEN; a public client
+    # gets 404 (tests/test_observability.py) — the scraper is not a user
+    "metrics": Route("GET", "/metrics", **PUBLIC),
     "main.index": Route("GET", "/"),
     "main.set_language": Route("POST", "/language", data={"locale": "en"}, **PUBLIC),
     "auth.login": Route("GET", "/login", **PUBLIC),

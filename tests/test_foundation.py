@@ -37,7 +37,10 @@ def test_testing_config_is_used(app):
 def test_healthz_reports_database_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "db": "ok"}
+    body = response.get_json()
+    # the contract's keys stay; issue 12 adds the scheduler's last sweep and the replica
+    assert body["status"] == "ok" and body["db"] == "ok"
+    assert set(body) == {"status", "db", "scheduler", "replica"}
 
 
 @pytest.mark.own_app

@@ -40,6 +40,7 @@ from app.cases import queries, services
 from app.cases.models import Attachment, Case, Category
 from app.core.errors import DomainError, NotFound, PermissionDenied, ValidationError
 from app.extensions import db
+from app.org import lookups
 from app.org.models import Community, Compound, FirmContract, PropertyFirm, Street
 from app.reports.rates import parse_period, three_rates
 from workflows import definitions as d
@@ -215,10 +216,13 @@ def create_case(user):
         if not is_new:
             return idempotency.replay(record, {"Location": _case_url(record.response_body["ref"])})
     case = services.register_case(intake, user)
+    # the response is built from what the request holds: organisation rows from the cache, no attachments
+    lookups.prime_case(case)
     if not services.can_view(user, case):
         # the same rule as the intake form: only compounds in one's own area
         raise ValidationError(_("Choose a compound in your area."), field="compound")
-    result = {**_detail(user, case), "possible_duplicates": [c.ref for c in case.possible_duplicates]}
+    detail = S.case_detail(case, user, allowed=services.allowed_triggers(user, case), attachments=[])
+    result = {**detail, "possible_duplicates": [c.ref for c in case.possible_duplicates]}
     if record is not None:
         idempotency.complete(record, 201, result, case.id)
     return json_response(result, 201, {"Location": _case_url(case.ref)})

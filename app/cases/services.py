@@ -7,6 +7,7 @@ and nothing of the unit of work remains.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -15,23 +16,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth import roles
 from app.auth.models import User
 from app.auth.permissions import in_scope, is_admin, scope_clause
-from app.cases import attachments
+from app.cases import attachments, refs
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
 from app.cases.models import CHANNELS, URGENCIES, URGENCY_URGENT, Case, CaseEvent, Category, FollowUp, RefCounter
 from app.core import throttle
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
-from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.notify import resident as resident_messages
-from app.org.models import Building, Compound, FirmContract, PartyBranch, PropertyFirm, Street
+from app.org import lookups
+from app.org.models import Building, Compound, PartyBranch, PropertyFirm, Street
 from app.reports import facts
 from app.sla import services as sla
 from workflows import OPEN_STATES
@@ -105,14 +106,18 @@ def visible_cases(user):
 def next_ref(now: datetime | None = None) -> str:
     """Allocate the next reference number of the local day, e.g. ``KSM-20261125-0001``.
 
-    Uses an atomic upsert on the day's counter row, so concurrent intakes never share a number.
+    PostgreSQL: ``nextval`` of the day's sequence (:mod:`app.cases.refs`), which takes no lock that
+    lasts to the commit, so intakes run in parallel. A number taken by an intake that then fails is
+    not reused: references of a day may have gaps. SQLite (one writer at a time anyway): an atomic
+    upsert on the day's counter row.
     """
     day = to_local(now or utcnow()).date()
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+        number = refs.next_number(day)
+        return f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}"
+    from sqlalchemy.dialects.sqlite import insert
+
     statement = insert(RefCounter).values(day=day, last=1)
     statement = statement.on_conflict_do_update(
         index_elements=[RefCounter.day], set_={"last": RefCounter.last + 1}
@@ -147,21 +152,8 @@ class Intake:
 
 
 def _find(model, ref, *, by_name: bool = True):
-    if ref in (None, ""):
-        return None
-    number = parse_id(ref)
-    if number is not None:
-        obj = db.session.get(model, number)
-        if obj is not None:
-            return obj
-    column = model.code if hasattr(model, "code") else None
-    if column is not None:
-        obj = db.session.scalar(select(model).where(column == str(ref)))
-        if obj is not None:
-            return obj
-    if by_name and hasattr(model, "name"):
-        return db.session.scalar(select(model).where(model.name == str(ref)))
-    return None
+    # cached per process (issue 12): categories and organisation rows change only by an administrator
+    return lookups.find(model, ref, by_name=by_name)
 
 
 def validate_intake(data: Intake, actor) -> dict[str, Any]:
@@ -201,9 +193,7 @@ def validate_intake(data: Intake, actor) -> dict[str, Any]:
     if data.building not in (None, ""):
         building = _find(Building, data.building, by_name=False)
         if building is None and compound is not None:
-            building = db.session.scalar(
-                select(Building).where(Building.compound_id == compound.id, Building.name == str(data.building))
-            )
+            building = lookups.building_in(compound.id, str(data.building))
         if building is None or (compound is not None and building.compound_id != compound.id):
             errors["building"] = _("This building is not in the chosen compound.")
     clean["building"] = building
@@ -286,35 +276,45 @@ def possible_duplicates(
     return found[:limit]
 
 
+#: open cases counted per grid worker when routing; beyond it a worker counts as full (issue 12)
+ROUTING_LOAD_CAP = 200
+_routing_turn = itertools.count()
+
+
 def route_targets(compound: Compound, day) -> dict[str, Any]:
-    """Who a case in ``compound`` goes to: the grid and its least-loaded worker, the firm, the branch."""
+    """Who a case in ``compound`` goes to: the grid and its least-loaded worker, the firm, the branch.
+
+    The load of each worker is counted up to :data:`ROUTING_LOAD_CAP` open cases (an index range of at
+    most that many entries per worker, however many cases the grid has); ties go to the lower id, and
+    among workers who are all full the cases go round in turn. The firm and the branch come from the
+    per-process cache of :mod:`app.org.lookups`.
+    """
     targets: dict[str, Any] = {"grid_id": compound.grid_id, "grid_worker": None, "firm_id": None, "branch_id": None}
     if compound.grid_id is not None:
-        open_load = (
-            select(func.count(Case.id))
+        capped = (
+            select(Case.id)
             # open states only: the (assignee, state) index then skips the worker's closed history
             .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
+            .limit(ROUTING_LOAD_CAP)
             .correlate(User)
-            .scalar_subquery()
+            .subquery()
         )
-        targets["grid_worker"] = db.session.scalar(
-            select(User)
+        open_load = select(func.count()).select_from(capped).scalar_subquery()
+        rows = db.session.execute(
+            select(User, open_load)
             .where(User.role == roles.GRID_WORKER, User.grid_id == compound.grid_id, User.active.is_(True))
-            .order_by(open_load, User.id)
-            .limit(1)
-        )
-    contract = db.session.scalar(
-        select(FirmContract)
-        .where(
-            FirmContract.compound_id == compound.id,
-            FirmContract.start_date <= day,
-            (FirmContract.end_date.is_(None)) | (FirmContract.end_date >= day),
-        )
-        .order_by(FirmContract.start_date.desc())
-        .limit(1)
-    )
-    targets["firm_id"] = contract.firm_id if contract else None
-    targets["branch_id"] = db.session.scalar(select(PartyBranch.id).where(PartyBranch.compound_id == compound.id))
+            .order_by(User.id)
+        ).all()
+        if rows:
+            least = min(load for _user, load in rows)
+            candidates = [user for user, load in rows if load == least]
+            turn = next(_routing_turn) if least >= ROUTING_LOAD_CAP else 0
+            targets["grid_worker"] = candidates[turn % len(candidates)]
+            lookups.keep_alive(targets["grid_worker"])  # the response names the worker: no reload
+    if compound.id is not None:
+        targets["firm_id"], targets["branch_id"] = lookups.routing_of(compound.id, day)
+        lookups.get(PropertyFirm, targets["firm_id"])
+        lookups.get(PartyBranch, targets["branch_id"])
     return targets
 
 
@@ -989,9 +989,11 @@ def unique_signoff_code() -> str:
 
     while True:
         code = new_signoff_code()
-        if db.session.scalar(select(Case.id).where(Case.signoff_token == code)) is None and (
-            db.session.scalar(select(CaseReport.id).where(CaseReport.signoff_token == code)) is None
-        ):
+        taken = union_all(
+            select(Case.id).where(Case.signoff_token == code),
+            select(CaseReport.id).where(CaseReport.signoff_token == code),
+        ).limit(1)
+        if db.session.execute(taken).first() is None:  # one statement for both tables
             return code
 
 

@@ -34,7 +34,34 @@ def healthz():
         db.session.rollback()
         current_app.logger.exception("health check: database unreachable")
         return jsonify(status="error", db="unreachable"), 503
-    return jsonify(status="ok", db="ok")
+    return jsonify(status="ok", db="ok", scheduler=_scheduler_health(), replica=_replica_health())
+
+
+def _scheduler_health() -> dict:
+    """The last successful sweep of any scheduler process (``job_run``) and how old it is."""
+    from app.core import heartbeat
+    from app.core.timeutil import utcnow
+
+    try:
+        sweep = heartbeat.last_success("sweep")
+    except Exception:  # noqa: BLE001 - a database before migration 0010: say so, stay healthy
+        db.session.rollback()
+        return {"last_sweep": None, "age_seconds": None}
+    if sweep is None:
+        return {"last_sweep": None, "age_seconds": None}
+    return {
+        "last_sweep": sweep.last_success_at.isoformat(timespec="seconds"),
+        "age_seconds": round((utcnow() - sweep.last_success_at).total_seconds(), 1),
+        "last_duration_ms": sweep.duration_ms,
+        "last_escalated": sweep.count,
+    }
+
+
+def _replica_health() -> dict:
+    from app.core import replica
+
+    configured = bool(current_app.config.get("REPLICA_DATABASE_URL"))
+    return {"configured": configured, "lag_seconds": replica.lag_seconds() if configured else None}
 
 
 @bp.route("/language", methods=["POST"])

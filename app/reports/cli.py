@@ -28,6 +28,7 @@ bp = Blueprint("reports_cli", __name__, cli_group=None)
 )
 def bulletin_command(month, scope, out):
     """Write the monthly bulletin: figures per community and firm, overdue cases, cards, firm ratings."""
+    from app.core.replica import reading_from_replica
     from app.reports import bulletin
 
     path = Path(out)
@@ -35,7 +36,10 @@ def bulletin_command(month, scope, out):
         raise click.BadParameter(_("The output file must end in .xlsx or .csv."), param_hint="--out")
     try:
         viewer = bulletin.viewer_for_scope(scope)
-        with click.progressbar(length=2, label=_("Computing the figures"), file=sys.stderr) as bar:
+        with (
+            reading_from_replica(),  # the figures from the read replica when configured (issue 12)
+            click.progressbar(length=2, label=_("Computing the figures"), file=sys.stderr) as bar,
+        ):
             data = bulletin.build(viewer, month)
             bar.update(1)
             body = bulletin.to_xlsx(data) if path.suffix.lower() == ".xlsx" else bulletin.to_csv(data).encode("utf-8")

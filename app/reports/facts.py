@@ -136,6 +136,17 @@ def enter_step(case: Case, trigger: str | None, now: datetime, source: str | Non
         kind=KIND_OF_STATE.get(state),
         max_level=0,
         paused_minutes=0.0,
+        # every column given, so the steps a request opens share one multi-row INSERT
+        left_at=None,
+        left_trigger=None,
+        timed=False,
+        on_time=None,
+        working_minutes=None,
+        paused_since=None,
+        resolution=None,
+        handling_minutes=None,
+        case_on_time=None,
+        sent_back=False,
         **slice_of(case, judged),
     )
     if state == "closed":

@@ -15,6 +15,7 @@ from app.auth import roles
 from app.auth.permissions import role_required
 from app.core.errors import DomainError
 from app.core.params import parse_id
+from app.core.replica import reads_from_replica
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.org.models import PropertyFirm
@@ -86,6 +87,7 @@ def reports_home():
 
 @bp.route("/reports/dashboard")
 @role_required(*SUPERVISORS)
+@reads_from_replica  # figures from the read replica when configured (issue 12)
 def dashboard():
     period = _period_arg()
     group = (request.args.get("group") or "community").strip()
@@ -111,6 +113,7 @@ def dashboard():
 
 @bp.route("/reports/dashboard.csv")
 @role_required(*SUPERVISORS)
+@reads_from_replica  # figures from the read replica when configured (issue 12)
 def dashboard_csv():
     try:
         period = indicators.parse_period(request.args.get("period"))
@@ -143,6 +146,7 @@ def _bulletin():
 
 @bp.route("/reports/bulletin")
 @role_required(*SUPERVISORS)
+@reads_from_replica  # figures from the read replica when configured (issue 12)
 def bulletin():
     try:
         data = _bulletin()
@@ -165,6 +169,7 @@ def bulletin():
 
 @bp.route("/reports/bulletin.<ext>")
 @role_required(*SUPERVISORS)
+@reads_from_replica  # figures from the read replica when configured (issue 12)
 def bulletin_download(ext: str):
     if ext not in ("xlsx", "csv"):
         abort(404)

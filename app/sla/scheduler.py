@@ -22,13 +22,16 @@ INTERVAL_SECONDS = 60
 
 def run_jobs(app) -> None:
     """One tick: sweep, then deliver outbound notifications. Never raises (the scheduler keeps going)."""
+    from app.core import heartbeat
     from app.extensions import db
     from app.notify.services import deliver_pending
     from app.sla.services import run_sweep
 
     with app.app_context():
         try:
-            result = run_sweep()
+            with heartbeat.timed("sweep") as beat:
+                result = run_sweep()
+                beat.count = result.warned + result.yellow + result.red + result.auto_closed
             if result.examined:
                 log.info(
                     "sweep: warned %d, yellow %d, red %d, auto-closed %d, case overdue %d",
@@ -92,18 +95,27 @@ def refresh_rollup(app) -> None:
             db.session.remove()
 
 
-def _configure(scheduler, app):
+def _interval(app) -> int:
+    return int(app.config.get("SWEEP_INTERVAL_SECONDS") or INTERVAL_SECONDS)
+
+
+def _configure(scheduler, app, *, sweep_now: bool = False):
+    """Add the jobs. The sweep job is added paused unless ``sweep_now`` (it then runs at once and
+    every interval after)."""
+    from datetime import datetime
+
+    interval = _interval(app)
     scheduler.add_job(
         run_jobs,
         "interval",
-        seconds=INTERVAL_SECONDS,
+        seconds=interval,
         args=[app],
         id="ksm-sweep",
         replace_existing=True,
         max_instances=1,
         coalesce=True,
-        misfire_grace_time=INTERVAL_SECONDS * 5,
-        next_run_time=None,
+        misfire_grace_time=interval * 5,
+        next_run_time=datetime.now(scheduler.timezone) if sweep_now else None,
     )
     scheduler.add_job(
         refresh_rollup,
@@ -138,24 +150,17 @@ def start_embedded_scheduler(app):
     scheduler = _configure(BackgroundScheduler(timezone=app.config["APP_TIMEZONE"], daemon=True), app)
     scheduler.start()
     scheduler.modify_job("ksm-sweep", next_run_time=datetime.now(scheduler.timezone))
-    log.info("embedded scheduler started: sweep every %d s", INTERVAL_SECONDS)
+    log.info("embedded scheduler started: sweep every %d s", _interval(app))
     return scheduler
 
 
 def run_standalone_scheduler(app) -> None:
     """Run the jobs in the foreground until interrupted (``flask scheduler``)."""
-    from datetime import datetime
 
-    scheduler = _configure(BlockingScheduler(timezone=app.config["APP_TIMEZONE"]), app)
-    scheduler.add_job(
-        run_jobs,
-        "date",
-        run_date=datetime.now(scheduler.timezone),
-        args=[app],
-        id="ksm-first-run",
-        replace_existing=True,
-    )
-    log.info("scheduler running: sweep every %d s (Ctrl+C to stop)", INTERVAL_SECONDS)
+    # the sweep job runs at once and then every interval (it used to be added paused here and ran
+    # only once, through a separate one-off job: the standalone scheduler never swept again)
+    scheduler = _configure(BlockingScheduler(timezone=app.config["APP_TIMEZONE"]), app, sweep_now=True)
+    log.info("scheduler running: sweep every %d s (Ctrl+C to stop)", _interval(app))
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

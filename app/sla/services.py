@@ -10,6 +10,7 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from app.auth.permissions import in_scope
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR
 from app.cases.models import Case, CaseEvent
+from app.core import settings_cache
 from app.core.bulk import insert_rows
 from app.core.errors import Conflict, PermissionDenied, ValidationError
 from app.core.timeutil import app_tz, to_local, utcnow
@@ -91,36 +93,42 @@ def ensure_default_settings() -> int:
 
 
 def load_calendar(fresh: bool = False) -> WorkCalendar:
-    """The working calendar from the settings tables, cached for the current app context."""
+    """The working calendar from the settings tables, cached for the current app context and, across
+    requests, per process (:mod:`app.core.settings_cache`, invalidated when the tables change)."""
     if has_app_context() and not fresh and "ksm_calendar" in g:
         return g.ksm_calendar
-    hours = db.session.scalar(select(BusinessHours).limit(1))
-    try:
-        periods = parse_periods(hours.periods) if hours else DEFAULT_PERIODS
-    except CalendarError:
-        log.error("business hours %r are invalid; using the defaults", hours.periods)
-        periods = DEFAULT_PERIODS
-    overrides = {o.day: o.is_working for o in db.session.scalars(select(HolidayOverride))}
-    confirmed = frozenset(db.session.scalars(select(CalendarYear.year)))
-    calendar = WorkCalendar(tz=app_tz(), periods=periods, overrides=overrides, confirmed_years=confirmed)
+    if fresh:
+        settings_cache.clear()
+    # a fresh copy per app context: ``missing_years`` is filled while computing
+    calendar = dataclasses.replace(settings_cache.get("calendar", _read_calendar), missing_years=set())
     if has_app_context():
         g.ksm_calendar = calendar
     return calendar
 
 
+def _read_calendar(session) -> WorkCalendar:
+    hours = session.scalar(select(BusinessHours).limit(1))
+    try:
+        periods = parse_periods(hours.periods) if hours else DEFAULT_PERIODS
+    except CalendarError:
+        log.error("business hours %r are invalid; using the defaults", hours.periods)
+        periods = DEFAULT_PERIODS
+    overrides = {o.day: o.is_working for o in session.scalars(select(HolidayOverride))}
+    confirmed = frozenset(session.scalars(select(CalendarYear.year)))
+    return WorkCalendar(tz=app_tz(), periods=periods, overrides=overrides, confirmed_years=confirmed)
+
+
 def policy_limit(state: str, urgency: str) -> Limit | None:
-    """The time limit of a (state, urgency), or None when the step has none."""
-    if has_app_context() and "ksm_policies" in g:
-        policies = g.ksm_policies
-    else:
-        policies = {(p.state, p.urgency): p.limit for p in db.session.scalars(select(TimeLimitPolicy))}
-        if has_app_context():
-            g.ksm_policies = policies
+    """The time limit of a (state, urgency), or None when the step has none (cached per process)."""
+    policies = settings_cache.get(
+        "policies", lambda session: {(p.state, p.urgency): p.limit for p in session.scalars(select(TimeLimitPolicy))}
+    )
     return policies.get((state, urgency))
 
 
 def forget_cached_settings() -> None:
     """Call after changing policies, business hours or overrides within the same app context."""
+    settings_cache.clear()
     if has_app_context():
         g.pop("ksm_calendar", None)
         g.pop("ksm_policies", None)
@@ -240,8 +248,8 @@ def leaving_step(case: Case, source: str, dest: str, now: datetime) -> dict:
 def enter_state(case: Case, source: str, now: datetime) -> None:
     """Set the timers of the state the case has just been given (before the change is flushed)."""
     dest = case.state
-    if dest != source:
-        # an extension asked for the step just left no longer applies
+    if dest != source and source in HANDLER_ROLE:
+        # an extension asked for the step just left no longer applies (only handled steps have them)
         db.session.execute(
             update(ExtensionRequest)
             .where(ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending")

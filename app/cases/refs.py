@@ -1,0 +1,60 @@
+"""Reference numbers on PostgreSQL: one SEQUENCE per local day, created on demand (issue 12).
+
+The old per-day counter row (``ref_counter``, an upsert) was a lock every intake took about 3 ms
+into its transaction and held until the commit, so intakes ran one at a time whatever the number
+of workers. ``nextval`` takes no lock that outlives the call; the references stay readable and
+per day (``KSM-20261201-0042``).
+
+Creating the day's sequence is DDL: it runs once per day and process in its own short autocommit
+connection (``CREATE SEQUENCE IF NOT EXISTS``; a concurrent creator's duplicate error is ignored),
+starting after the day's ``ref_counter`` value so a deployment in the middle of a day continues
+its numbering (and after the highest reference of that day already stored, for back-dated
+intakes). Numbers are never given back: an intake that fails after taking one leaves a gap.
+A sequence is one small relation (8 kB) per day: about 3 MB a year, so old ones are simply kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+PREFIX = "ksm_ref_"
+#: (database URL, sequence) pairs known to exist, so the check runs once per day and database
+_known: set[tuple[str, str]] = set()
+
+
+def sequence_name(day: date) -> str:
+    return f"{PREFIX}{day:%Y%m%d}"
+
+
+def _create(name: str, day: date) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        exists = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}).scalar()
+        if exists:
+            return
+        counter = connection.execute(text("SELECT last FROM ref_counter WHERE day = :day"), {"day": day}).scalar()
+        stored = connection.execute(
+            text('SELECT max(CAST(substr(ref, 14) AS bigint)) FROM "case" WHERE ref LIKE :prefix'),
+            {"prefix": f"KSM-{day:%Y%m%d}-%"},
+        ).scalar()
+        start = max(int(counter or 0), int(stored or 0)) + 1
+        try:
+            connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"))
+        except DBAPIError as error:  # two processes created it at the same instant: fine
+            log.info("sequence %s created concurrently: %s", name, error.orig)
+
+
+def next_number(day: date) -> int:
+    """The next number of ``day`` (1, 2, …; gaps possible) from its sequence, created if missing."""
+    name = sequence_name(day)
+    key = (db.engine.url.render_as_string(hide_password=True), name)
+    if key not in _known:
+        _create(name, day)
+        _known.add(key)
+    return db.session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
