@@ -7,52 +7,27 @@ the bulletin. Screenshots of the board, the dashboard and the ranking at desktop
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (same markers: browser, own_app)
+from tests.browser_support import chromium, live_server
+from tests.test_browser import pytestmark  # noqa: F401  (same markers: browser, own_app)
 
 WIDTHS = {"desktop": (1366, 900), "phone": (375, 812)}
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from app.demo.seed import seed_demo
-    from app.extensions import db
-    from app.sla.services import run_sweep
-    from config import TestingConfig
-
     base = tmp_path_factory.mktemp("live-reports")
-    app = create_app(
-        TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{base / 'live.db'}", UPLOAD_DIR=str(base / "uploads")
-    )
-    with app.app_context():
-        upgrade()
-        seed_demo(with_cases=True)
-        db.session.commit()
-        run_sweep()  # the demo's late cases get their cards, as the scheduler would have done
-        db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", base
-    server.shutdown()
+    with live_server(base, sweep=True) as (_app, url):  # the demo's late cases get their cards
+        yield url, base
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+def browser():
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def _artifacts(base: Path) -> Path:
@@ -61,8 +36,8 @@ def _artifacts(base: Path) -> Path:
     return folder
 
 
-def _page(chromium, url, username, size=WIDTHS["desktop"], accept_downloads=False):
-    context = chromium.new_context(viewport={"width": size[0], "height": size[1]}, accept_downloads=accept_downloads)
+def _page(browser, url, username, size=WIDTHS["desktop"], accept_downloads=False):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, accept_downloads=accept_downloads)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -75,9 +50,9 @@ def _page(chromium, url, username, size=WIDTHS["desktop"], accept_downloads=Fals
     return page, errors
 
 
-def test_street_supervisor_board_urge_dashboard_drill_down_bulletin(chromium, live):
+def test_street_supervisor_board_urge_dashboard_drill_down_bulletin(browser, live):
     url, base = live
-    page, errors = _page(chromium, url, "street1", accept_downloads=True)
+    page, errors = _page(browser, url, "street1", accept_downloads=True)
     # lands on the overdue board
     assert page.url.endswith("/board")
     assert page.locator("h1").inner_text().startswith("超期督办")
@@ -125,9 +100,9 @@ def test_street_supervisor_board_urge_dashboard_drill_down_bulletin(chromium, li
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_screenshots_of_the_board_dashboard_and_ranking(chromium, live, width):
+def test_screenshots_of_the_board_dashboard_and_ranking(browser, live, width):
     url, base = live
-    page, errors = _page(chromium, url, "street1", WIDTHS[width])
+    page, errors = _page(browser, url, "street1", WIDTHS[width])
     folder = _artifacts(base)
     for name, path, ready in (
         ("board", "/board", "#overdue"),

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser_support import CHROMIUM, chromium, live_server
 from tests.conftest import IS_POSTGRES
 from tests.factories import PNG  # a real image: uploads are decoded and re-encoded
-from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,36 +36,14 @@ PHONE = {"width": 375, "height": 812}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from app.demo.seed import seed_demo
-    from app.extensions import db
-    from config import TestingConfig
-
-    base = tmp_path_factory.mktemp("workday")
-    app = create_app(
-        TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{base / 'live.db'}", UPLOAD_DIR=str(base / "uploads")
-    )
-    with app.app_context():
-        upgrade()
-        seed_demo(with_cases=True)
-        db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with live_server(tmp_path_factory.mktemp("workday")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
