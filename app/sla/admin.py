@@ -113,6 +113,7 @@ class PolicyView(SecureModelView):
 
     def limit_text(self, policy) -> str:
         return limit_text(policy.amount, policy.unit)
+
     form_columns = ("amount", "unit")
     form_choices = {"unit": list(UNIT_LABELS.items())}
     form_args = {
