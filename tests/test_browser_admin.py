@@ -59,4 +59,13 @@ def test_admin_has_the_app_header_and_scope_fields_follow_the_role(browser, live
     shots.both(page, "21-admin-user-form")
     _choose_role(page, "admin")
     assert _visible_scopes(page) == set()
+
+    # the organisation import: a file with a bad row, checked by a dry run, errors named by row
+    page.goto(url + "/admin/org-import/")
+    bad = "街道,社区,小区,物业公司,合同开始日期\n江口街道,滨江社区,滨江花园,滨江物业,2025-13-01\n"
+    page.set_input_files("#file", files=[{"name": "org.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    page.click("#org-import-form button[type=submit]")
+    page.wait_for_selector("#import-errors")
+    assert page.locator("#import-errors tr[data-row='2']").count() == 1
+    shots.both(page, "22-admin-org-import-errors")
     page.context.close()
