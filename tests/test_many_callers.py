@@ -185,6 +185,7 @@ def test_closing_as_duplicate_links_the_caller_to_the_original(client, auth, app
     assert closed.status_code == 302
     page = client.get(f"/cases/{original}").get_data(as_text=True)
     assert f'data-report="{dup}"' in page  # the caller is listed among the original's callers
+    assert "作为本诉求的重复诉求办结" in page  # the history says where the caller came from
     auth.logout()
     with app.app_context():
         report = db.session.scalar(select(CaseReport).where(CaseReport.ref == dup))
@@ -258,3 +259,26 @@ def test_undoing_a_duplicate_link_reopens_the_closed_case(client, auth, app):
     with app.app_context():
         rows = db.session.scalars(select(CaseReport).where(CaseReport.ref == dup)).all()
         assert len(rows) == 1 and rows[0].active and rows[0].case.ref == original
+
+
+def test_callers_linked_to_a_duplicate_move_to_the_original(app):
+    from app.cases import services
+
+    original = make_case("grid_handling", category="lift_fault")
+    dup = make_case("grid_handling", category="lift_fault", resident_phone="13655556666")
+    with app.app_context():
+        third = case_reports.link_report(
+            load(dup), user("clerk1"), resident_name="钱先生", resident_phone="13700003333", description="电梯又坏了"
+        ).ref
+        services.fire(
+            load(dup),
+            "close_invalid",
+            user("grid1"),
+            inputs={"reason": "duplicate", "note": "同一部", "duplicate_of": original},
+        )
+        db.session.commit()
+        refs = [r.ref for r in case_reports.reports_of(load(original))]
+        assert refs == [third, dup] or sorted(refs) == sorted([third, dup])
+        assert case_reports.reports_of(load(dup)) == []
+        links = [e.payload["report"] for e in services.events_of(load(original)) if e.kind == "link"]
+        assert sorted(links) == sorted([third, dup])

@@ -99,8 +99,9 @@ def link_duplicate(case: Case, original: Case, actor, *, now: datetime | None = 
     """The caller of ``case``, just closed as a duplicate of ``original``, becomes a linked report of it.
 
     The caller keeps their reference and sign-off code: tracking shows the original's handling and their
-    sign-off is a follow-up of its own. A report of the same reference left by an earlier undone link is
-    linked again. Raises nothing of its own (the caller checked the original).
+    sign-off is a follow-up of its own. Callers already linked to ``case`` move to the original too. A
+    report of the same reference left by an earlier undone link is linked again. Raises nothing of its
+    own (the caller checked the original).
     """
     now = now or utcnow()
     report = db.session.scalar(select(CaseReport).where(CaseReport.ref == case.ref))
@@ -119,19 +120,24 @@ def link_duplicate(case: Case, original: Case, actor, *, now: datetime | None = 
     report.created_by_id = case.created_by_id
     report.unlinked_at = None
     report.split_case_id = None
+    # callers already linked to the duplicate follow the original with it
+    moved = [r for r in reports_of(case) if r.id != report.id]
+    for other in moved:
+        other.case_id = original.id
     db.session.flush()
-    services.record_event(
-        original,
-        actor,
-        "link",
-        now=now,
-        note=case.description,
-        payload={
-            "report": report.ref,
-            "duplicate": True,
-            "contact": {"name": report.resident_name, "phone": report.resident_phone},
-        },
-    )
+    for linked in (report, *moved):
+        services.record_event(
+            original,
+            actor,
+            "link",
+            now=now,
+            note=linked.description,
+            payload={
+                "report": linked.ref,
+                "duplicate": case.ref,
+                "contact": {"name": linked.resident_name, "phone": linked.resident_phone},
+            },
+        )
     return report
 
 
