@@ -172,6 +172,7 @@ def test_admin_pages_have_the_app_header_and_language_switch(client, auth, app):
     auth.login("admin")
     body = client.get("/admin/category/").get_data(as_text=True)
     assert 'id="app-header"' in body and 'href="/cases"' in body  # the same navigation as the rest
+    assert '<a class="nav-link active" href="/admin/">' in body
     switch = re.search(r'<form method="post" action="/language"[^>]*id="language-switch">(.*?)</form>', body, re.S)
     assert switch and 'name="next" value="/admin/category/?"' in switch.group(1)
     assert 'name="csrf_token"' in switch.group(1) and 'value="en"' in switch.group(1)
