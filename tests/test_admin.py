@@ -164,3 +164,76 @@ def test_admin_revokes_tokens_in_bulk_and_ignores_garbage_ids(client, auth, app)
     with app.app_context():
         assert db.session.get(ApiToken, token_id).revoked_at is not None
         assert user_for_token(secret) is None
+
+
+def test_admin_pages_have_the_app_header_and_language_switch(client, auth, app):
+    import re
+
+    auth.login("admin")
+    body = client.get("/admin/category/").get_data(as_text=True)
+    assert 'id="app-header"' in body and 'href="/cases"' in body  # the same navigation as the rest
+    assert '<a class="nav-link active" href="/admin/">' in body
+    switch = re.search(r'<form method="post" action="/language"[^>]*id="language-switch">(.*?)</form>', body, re.S)
+    assert switch and 'name="next" value="/admin/category/?"' in switch.group(1)
+    assert 'name="csrf_token"' in switch.group(1) and 'value="en"' in switch.group(1)
+    assert "<script>" not in body and not re.search(r"\son(click|change|submit)=", body)
+    # the switch works: the administration in English, then back in Chinese
+    token = csrf_token(client, "/admin/category/")
+    switched = client.post("/language", data={"csrf_token": token, "locale": "en", "next": "/admin/category/"})
+    assert switched.status_code in (302, 303)
+    english = client.get("/admin/category/").get_data(as_text=True)
+    assert re.search(r"<td[^>]*>\s*Urgent\s*</td>", english) and "Administration" in english
+    client.post("/language", data={"csrf_token": token, "locale": "zh_Hans_CN", "next": "/admin/"})
+
+
+def test_admin_lists_show_local_times_and_labels_not_codes(client, auth, app):
+    import re
+    from datetime import UTC, datetime
+
+    with app.app_context():
+        clerk = db.session.scalar(select(User).where(User.username == "clerk1"))
+        clerk.last_login_at = datetime(2026, 11, 25, 2, 5, 6, 123456, tzinfo=UTC)
+        db.session.commit()
+    auth.login("admin")
+    users = client.get("/admin/user/?search=clerk1").get_data(as_text=True)
+    assert "2026-11-25 10:05" in users  # Beijing time, to the minute
+    assert "02:05" not in users and "123456" not in users and "+00:00" not in users
+    assert not re.search(r"<td[^>]*>\s*clerk\s*</td>", users) and re.search(r"<td[^>]*>\s*受理员\s*</td>", users)
+    categories = client.get("/admin/category/").get_data(as_text=True)
+    cells = re.findall(r"<td[^>]*>\s*([^<]*?)\s*</td>", categories)
+    assert "紧急" in cells and "一般" in cells and "urgent" not in cells and "normal" not in cells
+
+
+def test_time_limits_as_a_step_by_urgency_grid(client, auth, app):
+    import re
+
+    auth.login("admin")
+    body = client.get("/admin/timelimitpolicy/").get_data(as_text=True)
+    grid = body[body.index('id="limit-grid"') : body.index("</table>", body.index('id="limit-grid"'))]
+    header = r'<th scope="col" data-urgency="normal">一般</th>\s*<th scope="col" data-urgency="urgent">紧急'
+    assert re.search(header, grid)
+    rows = re.findall(r'<th scope="row">([^<]+)</th>', grid)
+    assert "已登记" in rows and rows[-1] == "整件诉求"
+    limits = dict(re.findall(r'data-limit="([^"]+)">([^<]+)</a>', grid))
+    assert limits["registered/normal"] == "4 个工作小时" and limits["case/normal"] == "10 个工作日"
+    assert limits["registered/urgent"] == "1 小时（自然时间）"
+    assert "工作分钟" not in grid
+    edit = re.search(r'href="(/admin/timelimitpolicy/edit/\?id=\d+[^"]*)" data-limit="case/normal"', grid).group(1)
+    assert client.get(edit.replace("&amp;", "&")).status_code == 200
+
+
+def test_user_form_role_carries_the_scopes_it_accepts(client, auth):
+    import json
+    import re
+
+    from app.auth import roles
+
+    auth.login("admin")
+    body = client.get("/admin/user/new/").get_data(as_text=True)
+    raw = re.search(r'<select[^>]*id="role"[^>]*data-role-scopes="([^"]+)"', body) or re.search(
+        r'<select[^>]*data-role-scopes="([^"]+)"[^>]*id="role"', body
+    )
+    assert raw is not None
+    scopes = json.loads(raw.group(1).replace("&#34;", '"').replace("&quot;", '"'))
+    assert scopes == {role: list(kinds) for role, kinds in roles.ROLE_SCOPES.items()}
+    assert "/static/js/admin.js" in body

@@ -113,6 +113,46 @@ def _events(app, ref, trigger, kind=None):
         return n
 
 
+def test_building_type_ahead_by_keyboard(browser, live, artifacts):
+    """Typing in the building field filters the buildings of the chosen compound; Enter picks one."""
+    _app, url = live
+    page = _login(browser, url, "clerk1")
+    page.goto(url + "/cases/new")
+    page.focus("#compound")
+    page.keyboard.press("ArrowDown")
+    compound = page.input_value("#compound")
+    assert compound
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "building-search"
+    visible = (
+        "Array.from(document.querySelectorAll('#building option'))"
+        ".filter(o => o.value && !o.hidden).map(o => [o.dataset.compound, o.textContent.trim()])"
+    )
+    everything = page.evaluate(visible)
+    assert everything and {c for c, _name in everything} == {compound}  # only this compound's buildings
+    page.keyboard.type("2")
+    assert page.locator("#building option:checked").inner_text() == "2栋"
+    matches = [name for _c, name in page.evaluate(visible)]
+    assert matches and len(matches) < len(everything) and all("2" in name for name in matches)
+    page.keyboard.type("9x")
+    assert page.evaluate(visible) == [] and page.input_value("#building") == ""
+    assert page.inner_text("#building-help")  # "no building matches", said in words
+    shots = Shots(artifacts)
+    shots.both(page, "02b-intake-building-no-match")
+    for _ in range(2):
+        page.keyboard.press("Backspace")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "unit"
+    chosen = page.input_value("#building")
+    assert page.locator(f"#building option[value='{chosen}']").inner_text() == "2栋"
+    page.focus("#compound")
+    page.keyboard.press("ArrowDown")  # another compound: the search is cleared, its own buildings shown
+    assert page.input_value("#building-search") == "" and page.input_value("#building") == ""
+    other = page.input_value("#compound")
+    assert other != compound and {c for c, _name in page.evaluate(visible)} <= {other}
+    page.context.close()
+
+
 def test_a_full_working_day(browser, live, artifacts):
     app, url = live
     shots = Shots(artifacts)
@@ -147,8 +187,10 @@ def test_a_full_working_day(browser, live, artifacts):
     assert clerk.evaluate("document.activeElement.id") == "compound"
     press("ArrowDown")  # 阳光花园, the station's first compound
     press("Tab")
-    press("ArrowDown")  # 1栋
-    press("Tab")
+    assert clerk.evaluate("document.activeElement.id") == "building-search"
+    type_("1")  # type-ahead among the buildings of 阳光花园
+    press("Enter")  # 1栋, and on to the unit
+    assert clerk.locator("#building option:checked").inner_text() == "1栋"
     type_("2单元502")
     press("Tab")
     type_("电梯停在5楼不动，按钮无反应")

@@ -115,3 +115,17 @@ def test_a_photo_from_the_camera_is_kept_with_the_new_case(client, auth, app):
     assert bad.status_code in (400, 415, 422)
     with app.app_context():
         assert db.session.scalar(select(Case).where(Case.description == "小区里有狗没拴绳，吓到孩子")) is None
+
+
+def test_building_field_has_a_type_ahead_over_the_buildings_of_each_compound(client, auth, app):
+    from app.org.models import Building
+
+    auth.login("clerk1")
+    body = client.get("/cases/new").get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="building-search"[^>]*aria-controls="building"', body)
+    assert '<label class="form-label" for="building-search">' in body
+    with app.app_context():
+        buildings = db.session.execute(select(Building.id, Building.compound_id)).all()
+    tagged = dict(re.findall(r'<option value="(\d+)" data-compound="(\d+)"', body))
+    assert tagged and all(tagged[str(b)] == str(c) for b, c in buildings if str(b) in tagged)
+    assert "<script>" not in body and "onkeydown" not in body and "oninput" not in body

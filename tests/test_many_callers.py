@@ -169,3 +169,116 @@ def test_linked_callers_are_found_by_phone_and_reference(client, auth, app):
         assert f'data-ref="{ref}"' in client.get("/cases", query_string={"q": q}).get_data(as_text=True), q
     history = client.get("/cases/callers?phone=13700002222").get_json()
     assert [c["ref"] for c in history["cases"]] == [ref]
+
+
+def test_closing_as_duplicate_links_the_caller_to_the_original(client, auth, app):
+    original = make_case("grid_handling", category="lift_fault")
+    dup = make_case("grid_handling", category="lift_fault", resident_phone="13655553333")
+    with app.app_context():
+        code = load(dup).signoff_token
+    auth.login("grid1")
+    closed = auth.post(
+        f"/cases/{dup}/actions/close_invalid",
+        {"reason": "duplicate", "note": "同一部电梯", "duplicate_of": original},
+        form_page=f"/cases/{dup}",
+    )
+    assert closed.status_code == 302
+    page = client.get(f"/cases/{original}").get_data(as_text=True)
+    assert f'data-report="{dup}"' in page  # the caller is listed among the original's callers
+    assert "作为本诉求的重复诉求办结" in page  # the history says where the caller came from
+    auth.logout()
+    with app.app_context():
+        report = db.session.scalar(select(CaseReport).where(CaseReport.ref == dup))
+        assert report.case.ref == original and report.signoff_token == code and report.resident_phone_last4 == "3333"
+        assert load(dup).state == "closed" and load(dup).resolution == "duplicate"
+
+    # tracking with the caller's own reference shows the original's handling, not "closed as duplicate"
+    token = csrf_token(client, "/track")
+    body = client.post("/track", data={"csrf_token": token, "ref": dup, "last4": "3333"}).get_data(as_text=True)
+    assert 'id="joined"' in body and original in body
+    assert client.post("/track", data={"csrf_token": token, "ref": dup, "last4": "1111"}).status_code == 404
+    early = client.post(
+        f"/s/{code}", data={"csrf_token": token, "contacted": "yes", "resolved": "yes", "satisfaction": "satisfied"}
+    )
+    assert early.status_code == 409  # the original is not done yet
+
+    with app.app_context():
+        from app.cases import services
+
+        case = load(original)
+        services.fire(case, "dispatch_to_firm", user("grid1"))
+        services.fire(case, "firm_accept", user("firm1"))
+        services.fire(case, "firm_complete", user("firm1"), inputs={"result": "更换电梯门锁"})
+        db.session.commit()
+    typed = client.post("/s", data={"csrf_token": token, "code": code.lower()})
+    assert typed.status_code == 303
+    assert "更换电梯门锁" in client.get(typed.headers["Location"]).get_data(as_text=True)
+    done = client.post(
+        f"/s/{code}", data={"csrf_token": token, "contacted": "yes", "resolved": "yes", "satisfaction": "basic"}
+    )
+    assert done.status_code == 200
+    with app.app_context():
+        case, duplicate = load(original), load(dup)
+        assert case.state == "awaiting_signoff" and duplicate.state == "closed"  # neither case moves
+        answers = db.session.scalars(select(FollowUp).where(FollowUp.report_id.is_not(None))).all()
+        assert [(a.case_id, a.satisfaction) for a in answers] == [(case.id, "basic")]
+
+
+def test_undoing_a_duplicate_link_reopens_the_closed_case(client, auth, app):
+    original = make_case("grid_handling", category="lift_fault")
+    dup = make_case("grid_handling", category="lift_fault", resident_phone="13655554444")
+    with app.app_context():
+        from app.cases import services
+
+        services.fire(
+            load(dup),
+            "close_invalid",
+            user("grid1"),
+            inputs={"reason": "duplicate", "note": "同一部", "duplicate_of": original},
+        )
+        db.session.commit()
+    auth.login("supervisor1")
+    done = auth.post(
+        f"/cases/{original}/reports/{dup}/unlink", {"note": "不是同一部电梯"}, form_page=f"/cases/{original}"
+    )
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/cases/{dup}")
+    with app.app_context():
+        reopened = load(dup)
+        assert reopened.state == "grid_handling" and reopened.duplicate_of_id is None
+        assert case_reports.linked_report_of(reopened) is None
+        assert db.session.scalar(select(CaseReport).where(CaseReport.ref == dup)).active is False
+    auth.logout()
+    # closed as a duplicate again: the same report is linked again, no second row
+    auth.login("grid1")
+    again = auth.post(
+        f"/cases/{dup}/actions/close_invalid",
+        {"reason": "duplicate", "note": "确认同一部", "duplicate_of": original},
+        form_page=f"/cases/{dup}",
+    )
+    assert again.status_code == 302
+    with app.app_context():
+        rows = db.session.scalars(select(CaseReport).where(CaseReport.ref == dup)).all()
+        assert len(rows) == 1 and rows[0].active and rows[0].case.ref == original
+
+
+def test_callers_linked_to_a_duplicate_move_to_the_original(app):
+    from app.cases import services
+
+    original = make_case("grid_handling", category="lift_fault")
+    dup = make_case("grid_handling", category="lift_fault", resident_phone="13655556666")
+    with app.app_context():
+        third = case_reports.link_report(
+            load(dup), user("clerk1"), resident_name="钱先生", resident_phone="13700003333", description="电梯又坏了"
+        ).ref
+        services.fire(
+            load(dup),
+            "close_invalid",
+            user("grid1"),
+            inputs={"reason": "duplicate", "note": "同一部", "duplicate_of": original},
+        )
+        db.session.commit()
+        refs = [r.ref for r in case_reports.reports_of(load(original))]
+        assert refs == [third, dup] or sorted(refs) == sorted([third, dup])
+        assert case_reports.reports_of(load(dup)) == []
+        links = [e.payload["report"] for e in services.events_of(load(original)) if e.kind == "link"]
+        assert sorted(links) == sorted([third, dup])

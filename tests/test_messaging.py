@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -295,6 +296,8 @@ def test_unconfigured_sms_fails_visibly_for_administrators(ctx, app, client, aut
     auth.login("admin")
     page = client.get("/admin/outboundmessage/?flt0_0=failed").get_data(as_text=True)
     assert "SMS_TEMPLATES" in page
+    cells = [c.strip() for c in re.findall(r"<td[^>]*>([^<]*)</td>", page)]
+    assert {"短信", "回执", "居民"} <= set(cells) and not {"sms", "receipt", "resident"} & set(cells)  # labels
     response = client.post(
         "/admin/outboundmessage/action/",
         data={"csrf_token": csrf_token(client, "/admin/outboundmessage/"), "action": "retry", "rowid": receipt.id},

@@ -126,3 +126,72 @@ def test_overlapping_contract_is_refused(runner, tmp_path):
 def test_unsupported_file_type(runner, tmp_path):
     result = runner.invoke(args=["org-import", str(_write(tmp_path, "org.json", "{}"))])
     assert result.exit_code != 0 and ".xlsx" in result.output
+
+
+# ------------------------------------------------------------------------------ the upload page
+
+
+def _upload(client, auth, text, name="org.csv", dry_run=True, encoding="utf-8"):
+    import io
+
+    from tests.conftest import csrf_token
+
+    data = {"csrf_token": csrf_token(client, "/admin/org-import/"), "file": (io.BytesIO(text.encode(encoding)), name)}
+    if dry_run:
+        data["dry_run"] = "y"
+    return client.post("/admin/org-import/", data=data, content_type="multipart/form-data")
+
+
+def test_upload_page_dry_run_then_import(client, auth, app):
+    import re
+
+    auth.login("admin")
+    page = client.get("/admin/org-import/").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page
+    assert re.search(r'<input checked[^>]*name="dry_run" type="checkbox"', page)  # a dry run unless unticked
+    with app.app_context():
+        before = _count(Compound)
+    dry = _upload(client, auth, GOOD_CSV)
+    body = dry.get_data(as_text=True)
+    assert dry.status_code == 200 and 'id="import-result" data-dry-run="1"' in body
+    assert re.search(r'<td>小区</td><td data-created="3">', body)  # would create 3 compounds
+    with app.app_context():
+        assert _count(Compound) == before  # a dry run writes nothing
+    done = _upload(client, auth, GOOD_CSV, dry_run=False)
+    assert done.status_code == 200 and 'data-dry-run="0"' in done.get_data(as_text=True)
+    with app.app_context():
+        assert _count(Compound) == before + 3
+        assert db.session.scalar(select(Compound).where(Compound.name == "滨江花园")).grid.name == "滨江第一网格"
+        from app.audit.models import AuditEvent
+
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "org.imported")) is not None
+
+
+def test_upload_page_shows_row_errors_and_writes_nothing(client, auth, app):
+    auth.login("admin")
+    bad = GOOD_CSV + "江口街道,滨江社区,滨江第一网格,新小区,,1栋,某物业,2025-13-01,,\n"
+    with app.app_context():
+        before = (_count(Compound), _count(PropertyFirm))
+    response = _upload(client, auth, bad, dry_run=False)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'id="import-errors"' in body and 'data-row="5"' in body
+    with app.app_context():
+        assert (_count(Compound), _count(PropertyFirm)) == before  # nothing half-written
+    wrong_type = _upload(client, auth, "x", name="org.pdf")
+    assert wrong_type.status_code == 422 and ".pdf" in wrong_type.get_data(as_text=True)
+    missing = client.post(
+        "/admin/org-import/",
+        data={
+            "csrf_token": __import__("tests.conftest", fromlist=["csrf_token"]).csrf_token(client, "/admin/org-import/")
+        },
+        content_type="multipart/form-data",
+    )
+    assert missing.status_code == 422
+    headers = _upload(client, auth, "名称,地址\n甲,乙\n")
+    assert headers.status_code == 422 and 'data-row="1"' in headers.get_data(as_text=True)
+
+
+def test_upload_page_is_for_administrators_only(client, auth):
+    assert client.get("/admin/org-import/").status_code == 302
+    auth.login("supervisor1")
+    assert client.get("/admin/org-import/").status_code == 403

@@ -90,7 +90,7 @@ def test_admin_edits_a_time_limit_with_validation(client, auth, app):
             select(TimeLimitPolicy).where(TimeLimitPolicy.state == "grid_assigned", TimeLimitPolicy.urgency == "normal")
         )
     page = client.get("/admin/timelimitpolicy/")
-    assert page.status_code == 200 and "2wh" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "2 个工作小时" in page.get_data(as_text=True)  # grid_assigned, normal
     url = f"/admin/timelimitpolicy/edit/?id={policy.id}"
     bad = client.post(url, data={"csrf_token": csrf_token(client, url), "amount": "0", "unit": "working_minutes"})
     assert bad.status_code == 200

@@ -188,3 +188,22 @@ def test_api_reveal_for_firms_with_a_reason(client, app):
     with app.app_context():
         lines = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "phone.revealed")).all()
         assert [line.actor_name for line in lines] == ["firm1"]
+
+
+def test_admin_preview_shows_local_times_and_state_labels(client, auth, app):
+    import re
+
+    ref = make_case("closed", resident_phone=PHONE)
+    with app.app_context():
+        from app.cases.models import Case
+        from app.core.timeutil import to_local
+
+        created = to_local(db.session.scalar(select(Case.created_at).where(Case.ref == ref))).strftime("%Y-%m-%d %H:%M")
+    auth.login("admin")
+    token = csrf_token(client, "/admin/resident-data/")
+    body = client.post("/admin/resident-data/", data={"csrf_token": token, "phone": PHONE, "act": "preview"}).get_data(
+        as_text=True
+    )
+    row = re.search(rf'<tr data-ref="{ref}">(.*?)</tr>', body, re.S).group(1)
+    assert f"<td>{created}</td>" in row and "<td>已办结</td>" in row
+    assert "+00:00" not in row and "<td>closed</td>" not in row

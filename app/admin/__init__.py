@@ -7,15 +7,18 @@ the shared secure base view and builds the ``Admin`` object for an application.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.model import typefmt
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from jinja2 import pass_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms.validators import ValidationError
@@ -67,6 +70,30 @@ MAX_PAGE = 100_000
 MAX_PAGE_SIZE = 500
 
 
+def local_time(_view, value, _name) -> str:
+    """A stored UTC time as the local time people read elsewhere in the app, to the minute."""
+    from app.core.timeutil import to_local
+
+    local = to_local(value)
+    return local.strftime("%Y-%m-%d %H:%M") if local else ""
+
+
+def _with_local_times(formatters):
+    return {**formatters, datetime: local_time}
+
+
+def code_labels() -> dict:
+    """Columns holding internal codes, shown with their labels on every screen (list and details)."""
+    from app.auth import roles as role_codes
+    from app.cases import labels
+
+    return {
+        "urgency": labels.URGENCY_LABELS,
+        "default_urgency": labels.URGENCY_LABELS,
+        "role": role_codes.ROLE_LABELS,
+    }
+
+
 def is_sensitive(name) -> bool:
     name = str(name)
     return name in SENSITIVE_COLUMNS or name.endswith("_hash")
@@ -83,6 +110,28 @@ class SecureModelView(SecureMixin, ModelView):
     export_types = ["csv"]
     create_modal = False
     edit_modal = False
+    column_type_formatters = _with_local_times(typefmt.BASE_FORMATTERS)
+    column_type_formatters_detail = _with_local_times(typefmt.DETAIL_FORMATTERS)
+    column_type_formatters_export = _with_local_times(typefmt.EXPORT_FORMATTERS)
+
+    def _code_label(self, model, name):
+        labels = code_labels().get(str(name))
+        if labels is None or name in (self.column_formatters or {}):
+            return None
+        value = getattr(model, str(name), None)
+        if not isinstance(value, str):
+            return None
+        return str(labels.get(value, value))
+
+    @pass_context
+    def get_list_value(self, context, model, name):
+        label = self._code_label(model, name)
+        return label if label is not None else super().get_list_value(context, model, name)
+
+    @pass_context
+    def get_detail_value(self, context, model, name):
+        label = self._code_label(model, name)
+        return label if label is not None else super().get_detail_value(context, model, name)
 
     def _handle_view(self, name, **kwargs):
         response = super()._handle_view(name, **kwargs)

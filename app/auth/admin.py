@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import flash
 from flask_admin.actions import action
 from flask_babel import gettext as _
@@ -74,6 +76,8 @@ class UserView(SecureModelView):
         )
     }
     form_choices = {"role": [(role, roles.ROLE_LABELS[role]) for role in roles.ROLES]}
+    #: static/js/admin.js shows only the scope fields the chosen role accepts
+    form_widget_args = {"role": {"data-role-scopes": json.dumps(roles.ROLE_SCOPES)}}
     form_args = {
         "username": {
             "validators": [

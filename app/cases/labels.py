@@ -93,6 +93,7 @@ PAYLOAD_LABELS = {
     "report": _l("Caller's reference"),
     "resolution": _l("Resolution"),
     "duplicate_of": _l("Original case"),
+    "duplicate": _l("Closed as a duplicate of this case"),
     "possible_duplicates": _l("Possible duplicates"),
     "channel": _l("Channel"),
     "category": _l("Category"),

@@ -95,6 +95,59 @@ def link_report(
     return report
 
 
+def link_duplicate(case: Case, original: Case, actor, *, now: datetime | None = None) -> CaseReport:
+    """The caller of ``case``, just closed as a duplicate of ``original``, becomes a linked report of it.
+
+    The caller keeps their reference and sign-off code: tracking shows the original's handling and their
+    sign-off is a follow-up of its own. Callers already linked to ``case`` move to the original too. A
+    report of the same reference left by an earlier undone link is linked again. Raises nothing of its
+    own (the caller checked the original).
+    """
+    now = now or utcnow()
+    report = db.session.scalar(select(CaseReport).where(CaseReport.ref == case.ref))
+    if report is None:
+        report = CaseReport(ref=case.ref, created_at=case.created_at)
+        db.session.add(report)
+    report.case_id = original.id
+    report.signoff_token = case.signoff_token
+    report.channel = case.channel
+    report.description = case.description
+    report.unit = case.unit
+    report.resident_name = case.resident_name
+    report.resident_phone = case.resident_phone
+    report.resident_phone_last4 = case.resident_phone_last4
+    report.station_id = case.station_id
+    report.created_by_id = case.created_by_id
+    report.unlinked_at = None
+    report.split_case_id = None
+    # callers already linked to the duplicate follow the original with it
+    moved = [r for r in reports_of(case) if r.id != report.id]
+    for other in moved:
+        other.case_id = original.id
+    db.session.flush()
+    for linked in (report, *moved):
+        services.record_event(
+            original,
+            actor,
+            "link",
+            now=now,
+            note=linked.description,
+            payload={
+                "report": linked.ref,
+                "duplicate": case.ref,
+                "contact": {"name": linked.resident_name, "phone": linked.resident_phone},
+            },
+        )
+    return report
+
+
+def linked_report_of(case: Case) -> CaseReport | None:
+    """The linked report a case closed as a duplicate lives on as (same reference), if any."""
+    if case.duplicate_of_id is None:
+        return None
+    return db.session.scalar(select(CaseReport).where(CaseReport.ref == case.ref, CaseReport.unlinked_at.is_(None)))
+
+
 def reports_of(case: Case, *, active_only: bool = True) -> list[CaseReport]:
     query = select(CaseReport).where(CaseReport.case_id == case.id).order_by(CaseReport.id)
     if active_only:
@@ -118,7 +171,11 @@ def get_report(case: Case, ref: str) -> CaseReport:
 
 def unlink_report(report: CaseReport, actor, note: str, *, now: datetime | None = None) -> Case:
     """Undo a link: the report becomes a case of its own (same reference and sign-off code), registered in
-    the main case's compound and category. Raises :class:`PermissionDenied`, :class:`ValidationError`."""
+    the main case's compound and category; a report from a case closed as a duplicate reopens that case.
+
+    Raises :class:`PermissionDenied`, :class:`Conflict`, :class:`ValidationError`, and
+    :class:`services.WorkflowRefused` when the duplicate cannot be reopened (reopen window, role).
+    """
     case = report.case
     if getattr(actor, "role", None) not in UNLINK_ROLES or not services.can_view(actor, case):
         raise PermissionDenied(_("Only a supervisor of the area can undo a link."))
@@ -128,6 +185,16 @@ def unlink_report(report: CaseReport, actor, note: str, *, now: datetime | None 
     if not note:
         raise ValidationError(_("Say why the link is undone."), field="note")
     now = now or utcnow()
+    source = db.session.scalar(select(Case).where(Case.ref == report.ref))
+    if source is not None:  # the report came from a case closed as a duplicate: that case is reopened
+        report.unlinked_at = now
+        report.split_case_id = source.id
+        db.session.flush()
+        services.fire(source, "reopen", actor, inputs={"reason": note}, now=now)
+        source = db.session.get(Case, source.id)
+        source.duplicate_of_id = None
+        services.record_event(case, actor, "unlink", now=now, note=note, payload={"report": report.ref})
+        return source
     intake = services.Intake(
         category=case.category.code,
         description=report.description,

@@ -707,6 +707,10 @@ def fire(
         payload=event_payload or None,
     )
     facts.on_transition(case, source, trigger, now)
+    if trigger == "close_invalid" and case.duplicate_of_id is not None:
+        from app.cases import reports as case_reports  # reports imports this module
+
+        case_reports.link_duplicate(case, db.session.get(Case, case.duplicate_of_id), actor, now=now)
     if was_shelved and not case.shelved:
         facts.end_shelving(case, now)
     if trigger == "signoff" and outcome.dest != "closed":

@@ -870,6 +870,10 @@ def resident_signoff(token: str):
             db.session.commit()
             return render_template("cases/resident_invalid.html"), 404
         case = report.case
+    else:
+        report = case_reports.linked_report_of(case)  # closed as a duplicate: the caller follows the original
+        if report is not None:
+            case = report.case
     errors, values, status = {}, {}, 200
     if request.method == "POST":
         values = {k: v for k, v in request.form.items() if k in ("contacted", "resolved", "satisfaction", "comment")}
@@ -919,6 +923,10 @@ def resident_photo(token: str, attachment_id: int):
         if report is None:
             abort(404)
         case = report.case
+    else:
+        report = case_reports.linked_report_of(case)
+        if report is not None:
+            case = report.case
     _event, photos = _completion(case, services.events_of(case))
     row = next((p for p in photos if p.id == attachment_id), None)
     if row is None:
@@ -975,6 +983,9 @@ def track():
                 form.ref.errors.append(error.message)
                 status = 404
         else:
+            report = case_reports.linked_report_of(case)  # closed as a duplicate: show the original's handling
+            if report is not None:
+                case = report.case
             throttle.succeeded(throttle.TRACK, client, ref)
             db.session.commit()
     elif request.method == "POST":

@@ -21,6 +21,40 @@ STATUS_LABELS = {
     "skipped": _l("Not sent"),
 }
 
+AUDIENCE_LABELS = {"staff": _l("Staff"), "resident": _l("Resident"), "group": _l("Group robot")}
+CHANNEL_LABELS = {
+    "log": _l("Log (no delivery)"),
+    "smtp": _l("E-mail"),
+    "sms": _l("SMS"),
+    "wecom": _l("WeCom"),
+    "dingtalk": _l("DingTalk"),
+    "feishu": _l("Feishu"),
+}
+KIND_LABELS = {
+    "receipt": _l("Receipt"),
+    "work_done": _l("Work done: please confirm"),
+    "signoff_reminder": _l("Sign-off reminder"),
+    "urgent": _l("Urgent case"),
+    "assigned": _l("Assigned"),
+    "new_work": _l("New work"),
+    "returned": _l("Returned"),
+    "sent_back": _l("Sent back by the resident"),
+    "reopened": _l("Reopened"),
+    "declined": _l("Declined by the party branch"),
+    "urge": _l("Urged"),
+    "extension_request": _l("Extension requested"),
+    "extension_decision": _l("Extension decided"),
+    "case_overdue": _l("Whole case overdue"),
+    "shelve_review": _l("Shelved case to review"),
+    "escalation_1": _l("Warning: near the deadline"),
+    "escalation_2": _l("Yellow card: overdue"),
+    "escalation_3": _l("Red card: long overdue"),
+}
+
+
+def _label(labels, value) -> str:
+    return str(labels.get(value, value)) if value else ""
+
 
 class OutboundMessageView(SecureModelView):
     can_create = False
@@ -51,7 +85,12 @@ class OutboundMessageView(SecureModelView):
     column_filters = ("status", "channel", "audience", "kind")
     column_searchable_list = ("recipient",)
     column_default_sort = ("id", True)
-    column_formatters = {"status": lambda v, c, m, p: STATUS_LABELS.get(m.status, m.status)}
+    column_formatters = {
+        "status": lambda v, c, m, p: STATUS_LABELS.get(m.status, m.status),
+        "audience": lambda v, c, m, p: _label(AUDIENCE_LABELS, m.audience),
+        "channel": lambda v, c, m, p: _label(CHANNEL_LABELS, m.channel),
+        "kind": lambda v, c, m, p: _label(KIND_LABELS, m.kind),
+    }
 
     @action("retry", _l("Retry"), _l("Send the selected failed messages again?"))
     def action_retry(self, ids):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from flask import flash, request
+from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from app.admin import SecureModelView, validate_code
+from app.admin import SecureMixin, SecureModelView, validate_code
 from app.extensions import db
 from app.org.models import (
     Building,
@@ -193,3 +199,64 @@ def register(admin) -> None:
     admin.add_view(FirmView(PropertyFirm, db, name=_l("Property firms"), category=ORG))
     admin.add_view(ContractView(FirmContract, db, name=_l("Firm contracts"), category=ORG))
     admin.add_view(BranchView(PartyBranch, db, name=_l("Party branches"), category=ORG))
+    admin.add_view(
+        OrgImportView(name=_l("Import from a file"), endpoint="orgimport", url="/admin/org-import", category=ORG)
+    )
+
+
+class OrgImportForm(FlaskForm):
+    file = FileField(_l("File (CSV or XLSX)"), validators=[FileRequired(message=_l("Choose a file to import."))])
+    dry_run = BooleanField(_l("Dry run: check the file and show what would change, write nothing"), default=True)
+
+
+#: an organisation file is small (a row per compound); anything larger is refused before it is parsed
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+class OrgImportView(SecureMixin, BaseView):
+    """The organisation import (``flask org-import``) as a page: upload, dry run, row errors, import."""
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        """Check (dry run) or import the uploaded file; every error names its row, nothing half-written."""
+        import tempfile
+        from pathlib import Path
+
+        from app.audit.services import record_audit
+        from app.org.importer import KIND_LABELS, ImportFailed, import_rows, read_table
+
+        form = OrgImportForm()
+        if request.method == "GET":
+            return self.render("admin/org_import.html", form=form, errors=None, report=None)
+        if not form.validate_on_submit():
+            return self.render("admin/org_import.html", form=form, errors=None, report=None), 422
+        upload = form.file.data
+        suffix = Path(upload.filename or "").suffix.lower()[:8]
+        data = upload.read(MAX_IMPORT_BYTES + 1)
+        if len(data) > MAX_IMPORT_BYTES:
+            form.file.errors.append(_("The file is larger than %(mb)d MB.", mb=MAX_IMPORT_BYTES // (1024 * 1024)))
+            return self.render("admin/org_import.html", form=form, errors=None, report=None), 413
+        dry_run = bool(form.dry_run.data)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"upload{suffix}"
+            path.write_bytes(data)
+            try:
+                report = import_rows(read_table(path))
+            except ImportFailed as failed:
+                db.session.rollback()
+                return self.render("admin/org_import.html", form=form, errors=failed.errors, report=None), 422
+        created = [(str(KIND_LABELS[k]), v) for k, v in sorted(report.created.items())]
+        if dry_run:
+            db.session.rollback()
+        else:
+            record_audit(
+                current_user._get_current_object(),
+                "org.imported",
+                target="organisation",
+                details={"rows": report.rows, "created": dict(report.created), "file": (upload.filename or "")[:100]},
+            )
+            db.session.commit()
+            flash(_("Imported %(rows)d rows.", rows=report.rows), "success")
+        return self.render(
+            "admin/org_import.html", form=form, errors=None, report=report, created=created, dry_run=dry_run
+        )

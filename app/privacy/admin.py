@@ -24,8 +24,27 @@ class ResidentForm(FlaskForm):
     confirm = BooleanField(_l("I have checked the request: replace this resident's personal data for good"))
 
 
+def iso_local(text: str | None) -> str:
+    """An exported ISO time (UTC) as the local time to the minute; text that is not a time unchanged."""
+    from datetime import datetime
+
+    from app.core.timeutil import to_local
+
+    try:
+        local = to_local(datetime.fromisoformat(text)) if text else None
+    except (TypeError, ValueError):
+        return text or ""
+    return local.strftime("%Y-%m-%d %H:%M") if local else ""
+
+
 class ResidentDataView(SecureMixin, BaseView):
     """One screen, two acts: export (a JSON file) and anonymisation (after an explicit confirmation)."""
+
+    def render(self, template, **kwargs):
+        """The preview shows local times and state labels, never ISO stamps or internal codes."""
+        from app.cases.labels import state_label
+
+        return super().render(template, state_label=state_label, iso_local=iso_local, **kwargs)
 
     @expose("/", methods=("GET", "POST"))
     def index(self):

@@ -21,6 +21,21 @@ UNIT_LABELS = {
 }
 
 
+def limit_text(amount: int, unit: str) -> str:
+    """A time limit as people say it: working days, working hours (or minutes), or calendar time."""
+    if unit == WORKING_DAYS:
+        return _("%(n)d working days", n=amount)
+    if unit == WORKING_MINUTES:
+        if amount % 30 == 0:
+            return _("%(n)s working hours", n=f"{amount / 60:g}")
+        return _("%(n)d working minutes", n=amount)
+    if amount % 1440 == 0:
+        return _("%(n)d days (calendar)", n=amount // 1440)
+    if amount % 30 == 0:
+        return _("%(n)s hours (calendar)", n=f"{amount / 60:g}")
+    return _("%(n)d minutes (calendar)", n=amount)
+
+
 class RetimesCases:
     """Screens whose changes move working time: open cases are re-timed in the same transaction."""
 
@@ -71,9 +86,34 @@ class PolicyView(SecureModelView):
     column_formatters = {
         "state": lambda v, c, m, p: _("Whole case") if m.state == "case" else state_label(m.state),
         "unit": lambda v, c, m, p: UNIT_LABELS.get(m.unit, m.unit),
-        "readable": lambda v, c, m, p: m.limit.describe(),
+        "readable": lambda v, c, m, p: limit_text(m.amount, m.unit),
     }
     column_default_sort = "id"
+    #: the limits as a step × urgency grid above the list
+    list_template = "admin/time_limits.html"
+
+    def limit_grid(self) -> tuple[list, list]:
+        """``(urgencies, rows)``: each row is a step's label and, per urgency, its policy row (or None)."""
+        from sqlalchemy import select
+
+        from app.cases.labels import URGENCY_LABELS
+
+        policies = db.session.scalars(select(TimeLimitPolicy).order_by(TimeLimitPolicy.id)).all()
+        urgencies = [(code, str(label)) for code, label in URGENCY_LABELS.items()]
+        urgencies += [(p.urgency, p.urgency) for p in policies if p.urgency not in URGENCY_LABELS]
+        steps: dict[str, dict] = {}
+        for policy in policies:
+            steps.setdefault(policy.state, {})[policy.urgency] = policy
+        ordered = [s for s in steps if s != "case"] + (["case"] if "case" in steps else [])
+        rows = [
+            (_("Whole case") if state == "case" else state_label(state), [steps[state].get(u) for u, _l in urgencies])
+            for state in ordered
+        ]
+        return list(dict(urgencies).items()), rows
+
+    def limit_text(self, policy) -> str:
+        return limit_text(policy.amount, policy.unit)
+
     form_columns = ("amount", "unit")
     form_choices = {"unit": list(UNIT_LABELS.items())}
     form_args = {

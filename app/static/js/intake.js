@@ -31,12 +31,54 @@
     return li;
   }
 
-  // ---- buildings of the chosen compound
+  // ---- buildings of the chosen compound, filtered while typing (Enter picks the best match)
+  var buildingSearch = document.getElementById("building-search");
+  var buildingHelp = document.getElementById("building-help");
+  function buildingScore(o, q) {
+    var name = o.textContent.trim().toLowerCase();
+    if (name === q) { return 0; }
+    if (name.replace(/[栋幢号楼座]+$/, "") === q) { return 1; }
+    if (name.indexOf(q) === 0) { return 2; }
+    return name.indexOf(q) > 0 ? 3 : 99;
+  }
   function filterBuildings() {
+    var q = buildingSearch ? buildingSearch.value.trim().toLowerCase() : "";
+    var best = null, bestScore = 99, shown = 0;
     Array.prototype.forEach.call(building.options, function (o) {
-      var show = !o.value || o.getAttribute("data-compound") === compound.value;
+      var inCompound = !o.value || o.getAttribute("data-compound") === compound.value;
+      var s = !o.value ? (q ? 98 : 50) : (q ? buildingScore(o, q) : 50);
+      var show = inCompound && (!o.value || s < 99);
       o.hidden = !show; o.disabled = !show;
       if (!show && o.selected) { building.value = ""; }
+      if (show && o.value) {
+        shown += 1;
+        if (s < bestScore) { best = o; bestScore = s; }
+      }
+    });
+    if (buildingHelp) {
+      buildingHelp.textContent = !compound.value ? buildingHelp.getAttribute("data-label-compound")
+        : (q && !shown ? buildingHelp.getAttribute("data-label-none") : "");
+    }
+    return q ? best : null;
+  }
+  function pickBuilding() {
+    var best = filterBuildings();
+    if (best && (!building.value || building.selectedOptions[0].hidden || building.value !== best.value)) {
+      building.value = best.value;
+      duplicates();
+    }
+    return best;
+  }
+  if (buildingSearch) {
+    buildingSearch.addEventListener("input", pickBuilding);
+    buildingSearch.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        if (pickBuilding() && unit) { unit.focus(); }
+      } else if (event.key === "ArrowDown") {
+        event.preventDefault();
+        building.focus();
+      }
     });
   }
 
@@ -137,7 +179,10 @@
       })
       .catch(function () {});
   }
-  compound.addEventListener("change", function () { filterBuildings(); duplicates(); });
+  compound.addEventListener("change", function () {
+    if (buildingSearch) { buildingSearch.value = ""; }
+    filterBuildings(); duplicates();
+  });
   building.addEventListener("change", duplicates);
 
   filterBuildings();
