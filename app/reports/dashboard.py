@@ -15,25 +15,7 @@ from app.reports.drill import link_args
 from app.reports.indicators import FIGURES, Period, Report
 
 RATE_FIGURES = ("response_rate", "resolution_rate", "satisfaction_rate", "composite")
-KPI_FIGURES = (
-    "volume",
-    "closed",
-    "response_rate",
-    "resolution_rate",
-    "satisfaction_rate",
-    "composite",
-    "on_time_acceptance_rate",
-    "on_time_completion_rate",
-    "avg_handling_hours",
-    "p90_handling_hours",
-    "send_back_rate",
-    "reopen_rate",
-    "yellow_cards",
-    "red_cards",
-    "backlog_open",
-    "backlog_overdue",
-    "backlog_shelved",
-)
+#: the detail table: every figure counted over the period
 TABLE_FIGURES = (
     "volume",
     "closed",
@@ -51,6 +33,12 @@ TABLE_FIGURES = (
     "yellow_cards",
     "red_cards",
     "urges",
+)
+#: the headline cards: the same figures (without the plain counts of answers and urges) and the backlog
+KPI_FIGURES = tuple(f for f in TABLE_FIGURES if f not in ("follow_ups", "urges")) + (
+    "backlog_open",
+    "backlog_overdue",
+    "backlog_shelved",
 )
 HEAT_MONTHS = 6
 TREND_MONTHS = 12
