@@ -126,6 +126,16 @@ def next_ref(now: datetime | None = None) -> str:
     return f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}"
 
 
+def _allocate(now: datetime, *, need_ref: bool) -> tuple[int | None, str | None]:
+    """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it) and, if ``need_ref``,
+    its reference number — on PostgreSQL both from their sequences in one statement."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None, (next_ref(now) if need_ref else None)
+    day = to_local(now).date()
+    case_id, number = refs.allocate(day if need_ref else None)
+    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None)
+
+
 # ------------------------------------------------------------------------------------------ intake
 
 
@@ -329,8 +339,9 @@ def register_case(
     now = now or utcnow()
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
+    case_id, new_ref = _allocate(now, need_ref=ref is None)
     case = Case(
-        ref=ref or next_ref(now),
+        ref=ref or new_ref,
         category_id=category.id,
         workflow=category.workflow,
         urgency=clean["urgency"],
@@ -365,30 +376,44 @@ def register_case(
         if targets["grid_worker"] is not None:
             case.assigned_grid_worker_id = targets["grid_worker"].id
     sla.on_registered(case, now)  # timers are part of the first INSERT
-    db.session.add(case)
+    # Nothing is written until the case is complete (issue 12): it is routed in memory, and the case (in
+    # its routed state: no UPDATE), its two events, its two steps and the resident's receipt go out in one
+    # flush; then the handlers' notifications. On PostgreSQL the case's id comes with the reference number
+    # in one statement; SQLite inserts the case first to learn its id.
+    with db.session.no_autoflush:
+        if case_id is not None:
+            case.id = case_id
+            db.session.add(case)
+        else:
+            db.session.add(case)
+            db.session.flush()
+        duplicates = possible_duplicates(category.id, case.compound_id, case.building_id, now, exclude_id=case.id)
+        record_event(
+            case,
+            actor,
+            "created",
+            now=now,
+            payload={
+                "channel": case.channel,
+                "category": category.code,
+                "urgency": case.urgency,
+                "possible_duplicates": [c.ref for c in duplicates],
+                **({"extra": data.extra} if data.extra else {}),
+            },
+            flush=False,
+        )
+        facts.enter_step(case, None, now)
+        resident_messages.case_registered(case, now)  # the receipt by SMS (nothing without a mobile number)
+        routed = None
+        if case.assigned_grid_worker_id is not None:
+            case.needs_routing = False
+            routed = fire(case, "route", SYSTEM_ACTOR, now=now, lock=False, flush=False)
     db.session.flush()
-    duplicates = possible_duplicates(category.id, case.compound_id, case.building_id, now, exclude_id=case.id)
-    record_event(
-        case,
-        actor,
-        "created",
-        now=now,
-        payload={
-            "channel": case.channel,
-            "category": category.code,
-            "urgency": case.urgency,
-            "possible_duplicates": [c.ref for c in duplicates],
-            **({"extra": data.extra} if data.extra else {}),
-        },
-    )
-    facts.enter_step(case, None, now)
-    resident_messages.case_registered(case, now)  # the receipt by SMS (nothing without a mobile number)
-    if case.assigned_grid_worker_id is not None:
-        case.needs_routing = False
-        fire(case, "route", SYSTEM_ACTOR, now=now, lock=False)
+    # notifications are written with set-based INSERTs that refer to the case row: after the flush
+    if routed is not None:
+        sla.notify_transition(case, routed)
     if case.urgency == URGENCY_URGENT:
         alert_urgent(case, now)
-    db.session.flush()
     case.possible_duplicates = duplicates  # for the caller to show; not stored
     return case
 
@@ -432,8 +457,10 @@ def record_event(
     to_state: str | None = None,
     note: str | None = None,
     payload: Mapping[str, Any] | None = None,
+    flush: bool = True,
 ) -> CaseEvent:
-    """Append an immutable event to the case's history."""
+    """Append an immutable event to the case's history (``flush=False``: written with the caller's next
+    flush; its id is unknown until then)."""
     row = CaseEvent(
         case_id=case.id,
         created_at=now or utcnow(),
@@ -448,7 +475,8 @@ def record_event(
         payload=dict(payload) if payload else None,
     )
     db.session.add(row)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return row
 
 
@@ -640,6 +668,7 @@ def fire(
     now: datetime | None = None,
     photos: Iterable[tuple[str, bytes]] = (),
     lock: bool = True,
+    flush: bool = True,
 ) -> CaseEvent:
     """Fire ``trigger`` on ``case`` for ``actor`` with the trigger's ``inputs``; returns the event.
 
@@ -647,6 +676,8 @@ def fire(
     :class:`WorkflowRefused` (wrong state 409, wrong role 403, failed rule 409, bad input 422),
     :class:`Conflict` when ``expected_version`` is stale, :class:`PermissionDenied` outside the
     actor's scope, :class:`ValidationError` for bad photos or a bad duplicate reference.
+    ``flush=False`` (with ``lock=False``, for a case the caller is still building): nothing is written
+    and no one is notified yet; the caller flushes, then calls ``sla.notify_transition(case, event)``.
     """
     now = now or utcnow()
     inputs = dict(inputs or {})
@@ -705,6 +736,7 @@ def fire(
         to_state=outcome.dest,
         note=note,
         payload=event_payload or None,
+        flush=trigger == "signoff" or bool(photos),  # the follow-up and the photos refer to the event's id
     )
     facts.on_transition(case, source, trigger, now)
     if trigger == "close_invalid" and case.duplicate_of_id is not None:
@@ -733,6 +765,8 @@ def fire(
         )
     for filename, data in photos:
         attachments.store(case, data, filename, actor, event)
+    if not flush:
+        return event
     sla.notify_transition(case, event)
     try:
         db.session.flush()

@@ -82,9 +82,15 @@ _cache = _Cache()
 
 
 def clear() -> None:
-    """Empty this process's cache (the next look-ups read the database)."""
+    """Empty this process's cache (the next look-ups read the database).
+
+    The remembered version is forgotten too: it may have been read inside a transaction that then rolled
+    back, and keeping it would hide the next change another process commits under that same number.
+    """
     with _cache.lock:
         _cache.values.clear()
+        _cache.version = None
+        _cache.checked_at = float("-inf")
 
 
 def _check_seconds() -> float:

@@ -163,8 +163,7 @@ def queue(case: Case, kind: str, params: dict[str, str], *, now: datetime | None
         next_attempt_at=now,
         created_at=now,
     )
-    db.session.add(message)
-    db.session.flush()
+    db.session.add(message)  # written with the caller's next flush (an intake writes everything in one)
     return message
 
 
