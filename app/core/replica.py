@@ -179,7 +179,7 @@ def reading_from_replica(*, caught_up: bool = False):
     try:
         yield as_of
     finally:
-        session.rollback()
+        # close (which ends the read transaction) without expiring: rows read here stay readable after
         session.close()
         db.session.registry.set(outer)
 
