@@ -15,7 +15,9 @@ A firms are marked for priority in government programmes; D firms are restricted
 tenders for three years from the rating date.
 
 A computed month is frozen: computing it again returns the stored rating, whatever happened to the
-cases since; only an explicit recompute with a reason (in the audit log) replaces it. Adjustments are added to a
+cases since; only an explicit recompute with a reason (in the audit log) replaces it. With a read replica
+configured, the figures are read there once it has replayed everything the primary holds (else on the
+primary); the ratings and the audit line are always written on the primary (issue 12). Adjustments are added to a
 frozen month and change its score and grade, each with its points, reason and author (logged).
 """
 
