@@ -147,6 +147,10 @@ class Config:
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     #: a streaming replica for dashboards, bulletins, ratings and exports (writes stay on the primary)
     REPLICA_DATABASE_URL = os.environ.get("REPLICA_DATABASE_URL") or None
+    #: a replica further behind than this serves nothing (the primary does)
+    REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS") or 300)
+    #: the firm rating waits at most this long for the replica to replay the primary's last writes
+    REPLICA_CATCH_UP_SECONDS = float(os.environ.get("REPLICA_CATCH_UP_SECONDS") or 10)
     #: seconds between two escalation sweeps of ``flask scheduler`` (and the embedded one)
     SWEEP_INTERVAL_SECONDS = _env_int("SWEEP_INTERVAL_SECONDS", 60)
     #: other processes notice an administrator's change of cached settings within this many seconds

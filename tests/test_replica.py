@@ -4,18 +4,25 @@ The test builds its own throwaway primary and hot-standby replica in a temporary
 ports (``initdb``, ``pg_basebackup -R``, ``pg_ctl`` as the ``postgres`` system user), migrates and
 seeds the primary, and checks that with ``REPLICA_DATABASE_URL`` set the dashboard, the bulletin and
 the ``flask bulletin`` export read from the replica: with the replica's replay paused, a change on the
-primary is not in what they read, and the pages say "figures as of …". Skipped where the server
-binaries, root (to act as ``postgres``) or PostgreSQL tests are not available.
+primary is not in what they read, and the pages say "figures as of …". The firm rating reads its
+figures on the replica only once the replica has replayed the primary's position (a paused replica means
+the primary) and writes the ratings on the primary; the large exports (12345 return sheet, dashboard and
+bulletin downloads, administration CSV) read the replica and write their audit line on the primary.
+Skipped where the server binaries, root (to act as ``postgres``) or PostgreSQL tests are not available.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -102,20 +109,14 @@ def _wait_replayed(primary_url: str, replica_url: str, seconds: float = 30) -> N
         replica.dispose()
 
 
-def _login(client, username="supervisor1"):
-    token = csrf_token(client, "/login")
-    response = client.post("/login", data={"username": username, "password": "Demo@2026", "csrf_token": token})
-    assert response.status_code == 302
-
-
-def test_reports_read_from_the_replica_and_say_as_of_when(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def replica_app(cluster, tmp_path_factory):
+    """The application on the throwaway primary (migrated, demo organisation) with the replica configured."""
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.core import replica
     from app.demo.seed import seed_demo
     from app.extensions import db
-    from app.org.models import Community
     from config import TestingConfig
 
     primary_url, replica_url = cluster
@@ -123,13 +124,73 @@ def test_reports_read_from_the_replica_and_say_as_of_when(cluster, tmp_path):
         TestingConfig,
         SQLALCHEMY_DATABASE_URI=primary_url,
         REPLICA_DATABASE_URL=replica_url,
-        UPLOAD_DIR=str(tmp_path / "uploads"),
+        REPLICA_CATCH_UP_SECONDS=5,
+        UPLOAD_DIR=str(tmp_path_factory.mktemp("uploads")),
         CLI_LOCALE="en",
     )
     with app.app_context():
         upgrade()
         seed_demo(with_cases=False)
         db.session.commit()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+        found = app.extensions.pop("ksm_replica_engine", None)
+        if found is not None:
+            found.dispose()
+
+
+@pytest.fixture
+def replica(replica_app, cluster):
+    """Per test: the replica configured again afterwards (a test may point it at a dead port)."""
+    from app.core import replica as replica_module
+
+    yield replica_module
+    replica_app.config["REPLICA_DATABASE_URL"] = cluster[1]
+    replica_app.extensions.pop(replica_module.EXTENSION, None)
+
+
+@contextmanager
+def _replay_paused(replica_url: str):
+    """The replica stops replaying the primary's WAL within the block (it still receives it)."""
+    standby = create_engine(replica_url)
+    try:
+        with standby.connect() as connection:
+            connection.execute(text("SELECT pg_wal_replay_pause()"))
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_wal_replay_resume()"))
+                connection.commit()
+    finally:
+        standby.dispose()
+
+
+def _on_primary(primary_url: str, sql: str, **params):
+    """Run one statement on the primary in its own committed transaction (not the app's session)."""
+    engine = create_engine(primary_url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql), params)
+            return result.all() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def _login(client, username="supervisor1"):
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"username": username, "password": "Demo@2026", "csrf_token": token})
+    assert response.status_code == 302
+
+
+def test_reports_read_from_the_replica_and_say_as_of_when(cluster, replica_app, replica, tmp_path):
+    from app.extensions import db
+    from app.org.models import Community
+
+    primary_url, replica_url = cluster
+    app = replica_app
+    with app.app_context():
         from app.auth.models import User
         from app.cases import services
 
@@ -194,3 +255,252 @@ def test_reports_read_from_the_replica_and_say_as_of_when(cluster, tmp_path):
     app.extensions.pop(replica.EXTENSION, None)
     page = client.get("/reports/dashboard?group=community")
     assert page.status_code == 200 and "data-replica-as-of=" not in page.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------- the firm rating
+
+
+def _november_case() -> int:
+    """A case of F01 done in November 2026 and signed off "satisfied"; returns its id (app context)."""
+    from app.cases import services
+    from app.core.timeutil import app_tz
+    from app.extensions import db
+    from tests.factories import load, make_case, user
+
+    tz = app_tz()
+    ref = make_case("firm_processing", now=datetime(2026, 11, 10, 10, tzinfo=tz))
+    services.fire(load(ref), "firm_complete", user("firm1"), inputs={"result": "已修复"},
+                  now=datetime(2026, 11, 10, 11, tzinfo=tz))  # fmt: skip
+    services.fire(
+        load(ref), "signoff", user("grid1"), inputs={"contacted": True, "resolved": True, "satisfaction": "satisfied"},
+        now=datetime(2026, 11, 10, 15, tzinfo=tz),
+    )  # fmt: skip
+    db.session.commit()
+    return load(ref).id
+
+
+def _f01_follow_ups(ratings) -> int:
+    from app.extensions import db
+    from app.org.models import PropertyFirm
+
+    f01 = db.session.scalar(select(PropertyFirm.id).where(PropertyFirm.code == "F01"))
+    return next(r for r in ratings if r.firm_id == f01).components["counts"]["follow_ups"]
+
+
+def _last_rating_audit():
+    from app.audit.models import AuditEvent
+    from app.extensions import db
+
+    return db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action.like("rating.%")).order_by(AuditEvent.id.desc())
+    )
+
+
+def test_the_rating_reads_the_replica_once_it_has_caught_up_and_writes_on_the_primary(
+    cluster, replica_app, replica, monkeypatch, caplog
+):
+    from flask import g
+
+    from app.core.timeutil import app_tz
+    from app.extensions import db
+    from app.reports import rating
+    from tests.factories import user
+
+    primary_url, replica_url = cluster
+    after_november = datetime(2026, 12, 2, 9, tzinfo=app_tz())
+    invalidate = "UPDATE follow_up SET valid = false WHERE case_id = :id"
+    with replica_app.app_context():
+        case_id = _november_case()
+    _wait_replayed(primary_url, replica_url)
+
+    # 1. The replica has replayed the primary's position: the rating reads the replica. To see it, the
+    #    replica's replay is paused right after that check and the month's follow-up is invalidated on the
+    #    primary (a write committed after the rating began, as if it came a moment later): the frozen
+    #    rating still counts it — the replica's view — while the primary no longer does.
+    checked = replica._why_not_caught_up
+    paused = []
+
+    def caught_up_then_paused(session, position, wait):
+        why = checked(session, position, wait)
+        assert why is None, why
+        pause = _replay_paused(replica_url)
+        pause.__enter__()
+        paused.append(pause)
+        _on_primary(primary_url, invalidate, id=case_id)
+        return why
+
+    monkeypatch.setattr(replica, "_why_not_caught_up", caught_up_then_paused)
+    try:
+        with replica_app.app_context():
+            ratings, computed = rating.compute_month("2026-11", user("street1"), now=after_november)
+            db.session.commit()
+            assert computed and paused
+            assert _f01_follow_ups(ratings) == 1  # the replica's view: the follow-up still valid there
+            as_of = g.rating_figures_as_of
+            assert as_of is not None
+            audit = _last_rating_audit()
+            assert audit.action == "rating.computed" and audit.details["figures"] == "replica"
+            assert audit.details["figures_as_of"] == as_of.isoformat()
+    finally:
+        for pause in paused:
+            pause.__exit__(None, None, None)
+    monkeypatch.undo()
+    assert _on_primary(primary_url, "SELECT valid FROM follow_up WHERE case_id = :id", id=case_id) == [(False,)]
+    # the ratings and the audit line were written on the primary (the replica is read-only anyway)
+    stored = _on_primary(primary_url, "SELECT count(*) FROM firm_rating WHERE month = '2026-11'")[0][0]
+    firms = _on_primary(primary_url, "SELECT count(*) FROM property_firm")[0][0]
+    assert stored == firms > 0
+    _wait_replayed(primary_url, replica_url)
+
+    # 2. A replica that has not replayed the primary's last facts is not used for a frozen figure: with
+    #    its replay paused, the follow-up is made valid again on the primary; the recompute reads the
+    #    primary (and counts it), and the log says why.
+    with _replay_paused(replica_url):
+        _on_primary(primary_url, "UPDATE follow_up SET valid = true WHERE case_id = :id", id=case_id)
+        started = time.monotonic()
+        with replica_app.app_context(), caplog.at_level("WARNING", logger="ksm.replica"):
+            ratings, computed = rating.compute_month(
+                "2026-11", user("street1"), recompute=True, reason="回访复核", now=after_november
+            )
+            db.session.commit()
+            assert computed and _f01_follow_ups(ratings) == 1  # the primary's view
+            assert g.rating_figures_as_of is None
+            audit = _last_rating_audit()
+            assert audit.action == "rating.recomputed" and audit.details["figures"] == "primary"
+            assert audit.details["figures_as_of"] is None
+        assert time.monotonic() - started < 5  # a paused replay is seen at once, not waited for
+        assert any("paused" in record.getMessage() for record in caplog.records)
+    _wait_replayed(primary_url, replica_url)
+
+    # 3. Caught up again: the CLI's recompute reads the replica and says "figures as of …"; the replica
+    #    now holds the same figures as the primary.
+    _on_primary(primary_url, invalidate, id=case_id)
+    result = replica_app.test_cli_runner().invoke(
+        args=["rating", "compute", "--month", "2026-11", "--recompute", "--reason", "回访复核"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Figures as of" in result.output and "served from the read replica" in result.output
+    with replica_app.app_context():
+        audit = _last_rating_audit()
+        assert audit.details["figures"] == "replica"
+    assert _on_primary(primary_url, "SELECT count(*) FROM firm_rating WHERE month = '2026-11'")[0][0] == firms
+
+    # 4. The ratings page: a frozen month is read on the primary (no note); a month not rated yet is the
+    #    provisional rating, computed on the replica and saying so.
+    client = replica_app.test_client()
+    _login(client, "street1")
+    frozen = client.get("/reports/ratings?month=2026-11").get_data(as_text=True).split("<main", 1)[1]
+    assert "data-replica-as-of=" not in frozen
+    provisional = client.get("/reports/ratings?month=2026-10")
+    assert provisional.status_code == 200
+    assert "data-replica-as-of=" in provisional.get_data(as_text=True).split("<main", 1)[1]
+    # the recompute from the page flashes where the figures came from
+    token = csrf_token(client, "/reports/ratings?month=2026-11")
+    response = client.post(
+        "/reports/ratings/compute",
+        data={"month": "2026-11", "recompute": "1", "reason": "页面复核", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "data-replica-as-of=" not in response.get_data(as_text=True).split("<main", 1)[1]
+    assert "只读副本" in response.get_data(as_text=True) or "read replica" in response.get_data(as_text=True)
+
+    # 5. The replica is down: the primary serves the rating, the log says the replica is unreachable.
+    replica_app.config["REPLICA_DATABASE_URL"] = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+    replica_app.extensions.pop(replica.EXTENSION, None)
+    caplog.clear()
+    with replica_app.app_context(), caplog.at_level("WARNING", logger="ksm.replica"):
+        ratings, computed = rating.compute_month(
+            "2026-11", user("street1"), recompute=True, reason="副本故障时复核", now=after_november
+        )
+        db.session.commit()
+        assert computed and _f01_follow_ups(ratings) == 0  # the primary's view: the follow-up invalid again
+        assert _last_rating_audit().details["figures"] == "primary"
+    assert any("unreachable" in record.getMessage() for record in caplog.records)
+
+
+# ------------------------------------------------------------------------------------ large exports
+
+
+def _hotline_case(order_no: str) -> None:
+    from app.cases import services
+    from app.extensions import db
+    from tests.factories import user
+
+    services.register_case(
+        services.Intake(
+            category="water_leak", description="12345 转来：楼道漏水", compound="X01", channel="hotline",
+            resident_name="陈先生", resident_phone="13812345678", external_ref=f"12345:{order_no}",
+        ),
+        user("clerk1"),
+    )  # fmt: skip
+    db.session.commit()
+
+
+def _sheet_orders(body: bytes) -> set[str]:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(body), read_only=True).active
+    return {row[0] for row in sheet.iter_rows(min_row=2, values_only=True)}
+
+
+def test_large_exports_read_the_replica_and_audit_on_the_primary(cluster, replica_app, replica, tmp_path):
+    from app.core.timeutil import to_local, utcnow
+
+    primary_url, replica_url = cluster
+    with replica_app.app_context():
+        _hotline_case("WO-BEFORE")
+        today = to_local(utcnow()).date().isoformat()
+    _wait_replayed(primary_url, replica_url)
+    street, admin = replica_app.test_client(), replica_app.test_client()
+    _login(street, "street1")
+    _login(admin, "admin")
+    exported = "SELECT count(*) FROM audit_event WHERE action = 'data.exported'"
+
+    with _replay_paused(replica_url):
+        with replica_app.app_context():
+            _hotline_case("WO-PAUSED")  # committed on the primary, not replayed on the replica
+        # the 12345 return sheet (web and CLI): the replica's rows
+        sheet = street.get(f"/hotline/export?from={today}&to={today}")
+        assert sheet.status_code == 200
+        orders = _sheet_orders(sheet.data)
+        assert "WO-BEFORE" in orders and "WO-PAUSED" not in orders
+        out = tmp_path / "return.xlsx"
+        result = replica_app.test_cli_runner().invoke(
+            args=["export-12345", "--from", today, "--to", today, "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "Figures as of" in result.output
+        assert _sheet_orders(out.read_bytes()) == orders
+
+        # the dashboard and bulletin downloads: read on the replica, their audit line on the primary
+        before = _on_primary(primary_url, exported)[0][0]
+        table = street.get("/reports/dashboard.csv?group=community&table=detail")
+        assert table.status_code == 200 and table.mimetype == "text/csv"
+        month = time.strftime("%Y-%m")
+        for ext in ("csv", "xlsx"):
+            download = street.get(f"/reports/bulletin.{ext}?month={month}")
+            assert download.status_code == 200, download.get_data(as_text=True)[:300]
+        assert _on_primary(primary_url, exported)[0][0] == before + 3
+
+        # an administration CSV export (the audit log) reads the replica: the lines just written on the
+        # primary are not in it yet; its own audit line goes to the primary
+        audit_csv = admin.get("/admin/auditevent/export/csv/?search=data.exported")
+        assert audit_csv.status_code == 200
+        rows = list(csv.reader(io.StringIO(audit_csv.get_data(as_text=True).lstrip("\ufeff"))))[1:]
+        assert len(rows) == before  # the replica's lines, not the primary's before + 3
+        assert _on_primary(primary_url, exported)[0][0] == before + 4
+
+    _wait_replayed(primary_url, replica_url)
+    orders = _sheet_orders(street.get(f"/hotline/export?from={today}&to={today}").data)
+    assert {"WO-BEFORE", "WO-PAUSED"} <= orders
+
+    # the replica is down: the exports come from the primary
+    with _replay_paused(replica_url):
+        with replica_app.app_context():
+            _hotline_case("WO-DOWN")
+        replica_app.config["REPLICA_DATABASE_URL"] = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+        replica_app.extensions.pop(replica.EXTENSION, None)
+        orders = _sheet_orders(street.get(f"/hotline/export?from={today}&to={today}").data)
+        assert {"WO-BEFORE", "WO-PAUSED", "WO-DOWN"} <= orders
+        assert street.get("/reports/dashboard.csv?group=community&table=detail").status_code == 200

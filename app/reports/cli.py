@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Blueprint
+from flask import Blueprint, current_app, g
 from flask.cli import AppGroup
 from flask_babel import gettext as _
 
 from app.core.errors import DomainError
+from app.core.timeutil import to_local
 from app.extensions import db
 
 bp = Blueprint("reports_cli", __name__, cli_group=None)
@@ -88,6 +89,12 @@ def rating_compute(month, recompute, reason):
     except DomainError as error:
         db.session.rollback()
         raise click.ClickException(error.message) from None
+    as_of = g.pop("rating_figures_as_of", None) if computed else None
+    if as_of is not None:
+        when = to_local(as_of).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(_("Figures as of %(time)s (served from the read replica).", time=when))
+    elif computed and current_app.config.get("REPLICA_DATABASE_URL"):
+        click.echo(_("The read replica was behind or unreachable: the figures were read on the primary."))
     if not computed:
         click.echo(
             _(

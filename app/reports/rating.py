@@ -15,7 +15,9 @@ A firms are marked for priority in government programmes; D firms are restricted
 tenders for three years from the rating date.
 
 A computed month is frozen: computing it again returns the stored rating, whatever happened to the
-cases since; only an explicit recompute with a reason (in the audit log) replaces it. Adjustments are added to a
+cases since; only an explicit recompute with a reason (in the audit log) replaces it. With a read replica
+configured, the figures are read there once it has replayed everything the primary holds (else on the
+primary); the ratings and the audit line are always written on the primary (issue 12). Adjustments are added to a
 frozen month and change its score and grade, each with its points, reason and author (logged).
 """
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
@@ -226,8 +228,11 @@ def compute_month(
     """Rate every firm for ``month`` and freeze it; returns (ratings, whether anything was computed now).
 
     A month already rated is returned as stored unless ``recompute`` (a street supervisor or an
-    administrator, with a reason; logged with the scores before and after). Raises
-    :class:`ValidationError` (bad month, month not over, no reason) or :class:`PermissionDenied`.
+    administrator, with a reason; logged with the scores before and after). The figures are read from
+    the read replica when one is configured and has replayed everything the primary holds (else from
+    the primary; see :func:`_firm_figures`); the ratings and the audit line are written on the primary,
+    in the caller's transaction. Raises :class:`ValidationError` (bad month, month not over, no reason)
+    or :class:`PermissionDenied`.
     """
     now = now or utcnow()
     if actor is not None and actor is not SYSTEM_ACTOR and not can_manage(actor):
@@ -248,13 +253,12 @@ def compute_month(
         reason = (reason or "").strip()
         if not reason:
             raise ValidationError(_("Say why the frozen rating is recomputed."), field="reason")
+    rows, figures_as_of = _firm_figures(period, now)
     before = {r.firm_id: {"score": r.score, "grade": r.grade} for r in existing}
     if existing:
         db.session.execute(delete(FirmRating).where(FirmRating.month == month))
         db.session.flush()
     rated_on = to_local(now).date()
-    report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now)
-    rows = {row.key: row for row in report.rows}
     adjustments = _adjustments_by_firm(month)
     ratings = []
     for firm in db.session.scalars(select(PropertyFirm).order_by(PropertyFirm.id)):
@@ -282,12 +286,31 @@ def compute_month(
         details={
             "month": month,
             "reason": reason if recompute else None,
+            "figures": "replica" if figures_as_of else "primary",
+            "figures_as_of": figures_as_of.isoformat() if figures_as_of else None,
             "before": {str(k): v for k, v in before.items()},
             "after": {str(r.firm_id): {"score": r.score, "grade": r.grade} for r in ratings},
         },
     )
     db.session.flush()
     return ratings, True
+
+
+def _firm_figures(period: indicators.Period, now: datetime) -> tuple[dict[Any, indicators.Row], datetime | None]:
+    """Every firm's figures of ``period`` and, when they were read from the read replica, the time they
+    are as of (also left in ``g.rating_figures_as_of`` for the page and the CLI to say so).
+
+    A frozen rating must not miss any of the month's facts, so the replica is used only once it has
+    replayed everything the primary had written when the computation began (``caught_up``): a replica
+    that is paused, behind or down means the primary is read, and the log says why.
+    """
+    from app.core.replica import reading_from_replica
+
+    with reading_from_replica(caught_up=True) as as_of:
+        report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now)
+    if has_app_context():
+        g.rating_figures_as_of = as_of
+    return {row.key: row for row in report.rows}, as_of
 
 
 def _adjustments_by_firm(month: str) -> dict[int, list[RatingAdjustment]]:
@@ -376,8 +399,8 @@ def _firm(ref) -> PropertyFirm:
 def ratings_for(user, month: str, *, now: datetime | None = None) -> tuple[list[dict[str, Any]], bool]:
     """The month's ratings of the firms ``user`` may see, best first, and whether they are frozen.
 
-    A month not rated yet is shown as it would be rated now (provisional, nothing stored).
-    Raises :class:`ValidationError` for a bad month.
+    A month not rated yet is shown as it would be rated now (provisional, nothing stored; from the read
+    replica when one is configured). Raises :class:`ValidationError` for a bad month.
     """
     period = _month(month)
     firms = {f.id: f for f in db.session.scalars(visible_firms(user))}
@@ -403,9 +426,13 @@ def ratings_for(user, month: str, *, now: datetime | None = None) -> tuple[list[
         ]
         frozen = True
     else:
+        from app.core.replica import reading_from_replica
+
+        with reading_from_replica():  # figures not frozen: the read replica's, "as of" its replay time
+            computed = provisional(period.label, now=now)
         entries = [
-            {**entry, "adjustments": [], "rated_on": None}
-            for entry in provisional(period.label, now=now)
+            {**entry, "firm": firms[entry["firm"].id], "adjustments": [], "rated_on": None}
+            for entry in computed
             if entry["firm"].id in firms
         ]
         frozen = False

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,8 +15,8 @@ from app.auth import roles
 from app.auth.permissions import role_required
 from app.core.errors import DomainError
 from app.core.params import parse_id
-from app.core.replica import reads_from_replica
-from app.core.timeutil import utcnow
+from app.core.replica import reading_from_replica, reads_from_replica
+from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org.models import PropertyFirm
 from app.reports import board as board_service
@@ -113,22 +113,23 @@ def dashboard():
 
 @bp.route("/reports/dashboard.csv")
 @role_required(*SUPERVISORS)
-@reads_from_replica  # figures from the read replica when configured (issue 12)
 def dashboard_csv():
-    try:
-        period = indicators.parse_period(request.args.get("period"))
-        group = (request.args.get("group") or "community").strip()
-        data = dashboard_service.build(current_user, period, group)
-    except DomainError as error:
-        abort(400, error.message)
-    table = data["tables"].get(request.args.get("table", "detail"))
-    if table is None:
-        abort(404)
+    out = io.StringIO()
+    with reading_from_replica():  # the figures from the read replica when configured (issue 12)
+        try:
+            period = indicators.parse_period(request.args.get("period"))
+            group = (request.args.get("group") or "community").strip()
+            data = dashboard_service.build(current_user, period, group)
+        except DomainError as error:
+            abort(400, error.message)
+        table = data["tables"].get(request.args.get("table", "detail"))
+        if table is None:
+            abort(404)
+        out.write("\ufeff")
+        csv.writer(out).writerows(table.csv_rows())
+    # the audit line on the primary, after the replica's session is put back
     record_audit(current_user, "data.exported", target=f"{table.title} {period.label}", details={"format": "csv"})
     db.session.commit()
-    out = io.StringIO()
-    out.write("\ufeff")
-    csv.writer(out).writerows(table.csv_rows())
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -169,21 +170,22 @@ def bulletin():
 
 @bp.route("/reports/bulletin.<ext>")
 @role_required(*SUPERVISORS)
-@reads_from_replica  # figures from the read replica when configured (issue 12)
 def bulletin_download(ext: str):
     if ext not in ("xlsx", "csv"):
         abort(404)
-    try:
-        data = _bulletin()
-    except DomainError as error:
-        abort(400, error.message)
+    with reading_from_replica():  # the figures from the read replica when configured (issue 12)
+        try:
+            data = _bulletin()
+        except DomainError as error:
+            abort(400, error.message)
+        if ext == "csv":
+            body, mimetype = bulletin_service.to_csv(data), "text/csv"
+        else:
+            body = bulletin_service.to_xlsx(data)
+            mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    # the audit line on the primary, after the replica's session is put back
     record_audit(current_user, "data.exported", target=data.title, details={"format": ext, "month": data.period.label})
     db.session.commit()
-    if ext == "csv":
-        body, mimetype = bulletin_service.to_csv(data), "text/csv"
-    else:
-        body = bulletin_service.to_xlsx(data)
-        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     return Response(
         body,
         mimetype=mimetype,
@@ -230,6 +232,10 @@ def _rating_action(action, success: str):
         return ratings(status=error.http_status, form=request.form.to_dict())
     db.session.commit()
     flash(success, "success")
+    as_of = g.pop("rating_figures_as_of", None)  # set when a computation read the read replica
+    if as_of is not None:
+        when = to_local(as_of).strftime("%Y-%m-%d %H:%M:%S")
+        flash(_("Figures as of %(time)s (served from the read replica).", time=when), "info")
     return redirect(url_for("reports.ratings", month=month))
 
 

@@ -59,13 +59,17 @@ def run_jobs(app) -> None:
 
 def rate_closed_month(app) -> None:
     """Daily: rate the property firms for the reporting month that has just closed (once; frozen after)."""
+    from flask import g
+
     from app.extensions import db
     from app.reports.rating import previous_complete_month, scheduled_rating
 
     with app.app_context():
         try:
             if scheduled_rating():
-                log.info("firm ratings computed for %s", previous_complete_month())
+                as_of = g.get("rating_figures_as_of")
+                source = f"the read replica as of {as_of.isoformat()}" if as_of else "the primary"
+                log.info("firm ratings computed for %s from %s", previous_complete_month(), source)
             db.session.commit()
         except Exception:  # noqa: BLE001 - a failing run must not stop the scheduler; tomorrow's retries
             db.session.rollback()
