@@ -237,14 +237,50 @@ def _drop_secondary_indexes(connection) -> list[str]:
         {"tables": [f'"{table}"' for table in LOADED_TABLES]},
     ).all()
     recreate = []
+    declared = _declared_indexes(connection)
     for index, table, indexdef, constraint, constraintdef in rows:
         if constraint:
             connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"'))
             recreate.append(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {constraintdef}')
         else:
             connection.execute(text(f"DROP INDEX {index}"))
-            recreate.append(indexdef)
+            recreate.append(declared.get(index, indexdef))
     return recreate
+
+
+def _declared_indexes(connection) -> dict[str, str]:
+    """``CREATE INDEX`` as the models (and so the migrations) declare each index. Preferred over
+    ``pg_get_indexdef``, whose deparsed text can store a different expression: ``state IN (…)`` comes back
+    as ``= ANY ((ARRAY[…])::text[])`` and re-creating from that gives ``= ANY (ARRAY[(…)::text, …])``."""
+    from sqlalchemy.schema import CreateIndex
+
+    from app.extensions import Base
+
+    found = {}
+    for table in LOADED_TABLES:
+        for index in Base.metadata.tables[table].indexes:
+            found[index.name] = str(CreateIndex(index).compile(dialect=connection.dialect))
+    return found
+
+
+def schema_signature(connection) -> list[str]:
+    """Every index and constraint of the public schema as PostgreSQL prints it (sorted), and whether each
+    table is logged: two databases with the same signature have the same indexes and constraints."""
+    rows = connection.execute(
+        text(
+            """SELECT pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' (INVALID)' END
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+               UNION ALL
+               SELECT con.conrelid::regclass::text || ' ' || con.conname || ' ' || pg_get_constraintdef(con.oid)
+               FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace WHERE n.nspname = 'public'
+               UNION ALL
+               SELECT c.relname || ' persistence ' || c.relpersistence::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind = 'r'"""
+        )
+    ).scalars()
+    return sorted(rows)
 
 
 def _load_batches(engine, batches: list[tuple[int, int]], params: dict, done: list, total: int, started) -> None:
@@ -270,13 +306,16 @@ def generate(
     batch: int = 100_000,
     jobs: int = 1,
     timings: dict | None = None,
+    now=None,
 ) -> float:
     """Reset the bench database, add the ``city`` (sizes, see :data:`CITY`; None: the demo organisation
     only) and insert ``total`` cases with their facts in batches of ``batch`` cases on ``jobs``
     connections. Case ``g`` gets id ``g``, its step ``s`` the fact id ``7 (g - 1) + s`` (so the data do not
     depend on how the batches interleave). The secondary indexes of the loaded tables are dropped first and
     rebuilt as the migrations define them; the server's checkpoint settings are raised for the load and
-    reset afterwards, also on failure. Returns seconds taken; ``timings`` receives the phases' seconds."""
+    reset afterwards, also on failure. Everything derives from the row numbers and ``now`` (default: the
+    current time), so the same ``now`` gives the same data. Returns seconds taken; ``timings`` receives the
+    phases' seconds."""
     import threading
 
     from app.core.timeutil import utcnow
@@ -286,7 +325,7 @@ def generate(
     app = make_app(url)
     reset(app)
     started = time.perf_counter()
-    now = utcnow()
+    now = now or utcnow()
     with app.app_context():
         engine = db.engine
         if city:
@@ -298,6 +337,7 @@ def generate(
         _set_server(engine, True)
         try:
             with engine.begin() as connection:
+                migrated = schema_signature(connection)  # as the migrations made it
                 recreate = _drop_secondary_indexes(connection)
             phase = time.perf_counter()
             ranges = [(first, min(total, first + batch - 1)) for first in range(1, total + 1, batch)]
@@ -351,6 +391,11 @@ def generate(
                     connection.execute(text(f'ANALYZE "{table}"'))
                     _progress("analyze", number, len(tables), started)
                 timings["analyze"] = time.perf_counter() - phase
+                rebuilt = schema_signature(connection)
+            if rebuilt != migrated:
+                missing = sorted(set(migrated) - set(rebuilt))
+                extra = sorted(set(rebuilt) - set(migrated))
+                raise RuntimeError(f"schema differs from the migrations': missing {missing}, extra {extra}")
         finally:
             _set_server(engine, False)
     return time.perf_counter() - started
