@@ -322,6 +322,7 @@ def main() -> None:
     parser.add_argument("--plans", action="store_true", help="also EXPLAIN ANALYZE every SELECT each page runs")
     parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
     parser.add_argument("--render-only", action="store_true", help="re-render bench/out/city.json, measure nothing")
+    parser.add_argument("--notes", type=Path, help="a Markdown file of findings to add below the tables")
     args = parser.parse_args()
     logging.disable(logging.INFO)  # the log channel would print every notification
     RAW.mkdir(parents=True, exist_ok=True)
@@ -349,6 +350,8 @@ def main() -> None:
                 generation[name] = json.loads(found.read_text())
         run["generation"] = generation
         (RAW / "city.json").write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str))
+    if args.notes:
+        run["notes"] = args.notes.read_text().strip()
     if args.write:
         write_section(render(run))
         print(f"wrote {DOC}")
