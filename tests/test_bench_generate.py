@@ -123,7 +123,7 @@ def test_generated_city_has_the_migrations_schema_and_the_same_data_however_it_i
     assert first["cards"]["yellow"] > first["cards"]["red"] > 0
     assert first["all_visible"], "VACUUM did not mark the loaded pages all-visible"
     assert first["next_ids"][0] == 301 and first["next_ids"][1] > 300 * 6  # sequences moved past the ids
-    assert set(first["timings"]) == {"load", "vacuum", "indexes", "analyze"}
+    assert {"load", "vacuum", "indexes", "analyze"} <= set(first["timings"])
 
     # the same indexes and constraints as a database the migrations alone made
     reset(create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=scratch_url, CLI_LOCALE="en"))
