@@ -34,6 +34,10 @@ def reset(app) -> None:
             with db.engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE"))
                 connection.execute(text("CREATE SCHEMA public"))
+                # as initdb makes it (PostgreSQL 15), so the bench schema equals a fresh database's
+                connection.execute(text("ALTER SCHEMA public OWNER TO pg_database_owner"))
+                connection.execute(text("GRANT USAGE ON SCHEMA public TO PUBLIC"))
+                connection.execute(text("COMMENT ON SCHEMA public IS 'standard public schema'"))
         upgrade()
         seed_demo(with_cases=False)
         db.session.commit()
