@@ -116,6 +116,10 @@ OPEN_WORK_INDEXES = (
     ]
     + [
         Index("ix_case_open_due", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)),
+        # one state over the whole city (an administrator's chips and state filter): only that state's rows
+        Index(
+            "ix_case_open_state_due", "state", "due_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)
+        ),
         Index(
             "ix_case_grid_work_due",
             "assigned_grid_worker_id",
