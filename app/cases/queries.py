@@ -215,6 +215,19 @@ def _like(column, word: str):
     return column.contains(word, autoescape=True)
 
 
+def _word_kind(word: str) -> str:
+    """How a search word is matched: ``phone``, ``last4``, ``ref`` (a whole reference) or ``text``."""
+    compact = word.replace("-", "").replace(" ", "")
+    if _PHONE.match(compact):
+        return "phone"
+    if _DIGITS.match(word) and len(word) == 4:
+        return "last4"
+    upper = word.upper()
+    if upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
+        return "ref"
+    return "text"
+
+
 def search_clause(q: str, entity=Case):
     """The condition for a search box text: every word must match the case somewhere.
 
@@ -226,18 +239,17 @@ def search_clause(q: str, entity=Case):
     """
     clauses = []
     for word in q.split():
-        compact = word.replace("-", "").replace(" ", "")
-        upper = word.upper()
-        if _PHONE.match(compact):  # the case's caller or a linked caller
+        kind, compact, upper = _word_kind(word), word.replace("-", "").replace(" ", ""), word.upper()
+        if kind == "phone":  # the case's caller or a linked caller
             clauses.append(
                 or_(
                     entity.resident_phone == compact,
                     entity.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == compact)),
                 )
             )
-        elif _DIGITS.match(word) and len(word) == 4:
+        elif kind == "last4":
             clauses.append(entity.resident_phone_last4 == word)
-        elif upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
+        elif kind == "ref":
             clauses.append(
                 or_(entity.ref == upper, entity.id.in_(select(CaseReport.case_id).where(CaseReport.ref == upper)))
             )
@@ -415,15 +427,7 @@ def list_cases(
 
 def _has_free_text(q: str) -> bool:
     """Whether a word of ``q`` is matched as a part of the texts (not as a phone or a whole reference)."""
-    for word in q.split():
-        compact = word.replace("-", "").replace(" ", "")
-        upper = word.upper()
-        if _PHONE.match(compact) or (_DIGITS.match(word) and len(word) == 4):
-            continue
-        if upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
-            continue
-        return True
-    return False
+    return any(_word_kind(word) == "text" for word in q.split())
 
 
 def _search_newest(user, filters: CaseFilters, cursor: str | None, limit: int):

@@ -50,14 +50,22 @@ def _create(name: str, day: date) -> None:
             log.info("sequence %s created concurrently: %s", name, error.orig)
 
 
+def _url() -> str:
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+def _day_sequence(day: date) -> str:
+    """The name of ``day``'s sequence, created first if this process has not yet seen it."""
+    name = sequence_name(day)
+    if (_url(), name) not in _known:
+        _create(name, day)
+        _known.add((_url(), name))
+    return name
+
+
 def next_number(day: date) -> int:
     """The next number of ``day`` (1, 2, …; gaps possible) from its sequence, created if missing."""
-    name = sequence_name(day)
-    key = (db.engine.url.render_as_string(hide_password=True), name)
-    if key not in _known:
-        _create(name, day)
-        _known.add(key)
-    return db.session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
+    return db.session.execute(text(f"SELECT nextval('{_day_sequence(day)}')")).scalar_one()
 
 
 #: database URL → the sequence behind ``"case".id`` (looked up once per process)
@@ -65,7 +73,7 @@ _case_sequences: dict[str, str] = {}
 
 
 def _case_sequence() -> str:
-    key = db.engine.url.render_as_string(hide_password=True)
+    key = _url()
     if key not in _case_sequences:
         name = db.session.execute(text("""SELECT pg_get_serial_sequence('"case"', 'id')""")).scalar_one()
         _case_sequences[key] = name
@@ -81,12 +89,7 @@ def allocate(day: date | None) -> tuple[int, int | None]:
     case_seq = _case_sequence()
     if day is None:
         return db.session.execute(text("SELECT nextval(CAST(:seq AS regclass))"), {"seq": case_seq}).scalar_one(), None
-    name = sequence_name(day)
-    key = (db.engine.url.render_as_string(hide_password=True), name)
-    if key not in _known:
-        _create(name, day)
-        _known.add(key)
     case_id, number = db.session.execute(
-        text(f"SELECT nextval(CAST(:seq AS regclass)), nextval('{name}')"), {"seq": case_seq}
+        text(f"SELECT nextval(CAST(:seq AS regclass)), nextval('{_day_sequence(day)}')"), {"seq": case_seq}
     ).one()
     return case_id, number
