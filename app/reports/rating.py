@@ -186,7 +186,9 @@ def visible_firms(user):
 def provisional(month: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """The rating a month would get now (not stored), for every firm."""
     period = _month(month)
-    report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now)
+    # the score reads the month's rates and counts only: no backlog, no handling-time percentile (a scan of
+    # the month's facts that grows with the city)
+    report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now, with_backlog=False, with_p90=False)
     rows = {row.key: row for row in report.rows}
     rated_on = to_local(now or utcnow()).date()
     result = []
@@ -307,7 +309,7 @@ def _firm_figures(period: indicators.Period, now: datetime) -> tuple[dict[Any, i
     from app.core.replica import reading_from_replica
 
     with reading_from_replica(caught_up=True) as as_of:
-        report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now)
+        report = indicators.compute(SYSTEM_VIEWER, period, "firm", now=now, with_backlog=False, with_p90=False)
     if has_app_context():
         g.rating_figures_as_of = as_of
     return {row.key: row for row in report.rows}, as_of
