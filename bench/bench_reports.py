@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy import event, text
 
-from bench.common import BENCH_PG, make_app, summary, timer
+from bench.common import BENCH_PG, BITMAP_ONLY, bitmap_only_change, make_app, summary, timer
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 BIG_TABLES = ("case", "fact_step", "fact_action", "follow_up", "case_event")
@@ -47,12 +47,20 @@ def _statements(app, client, path: str) -> list[tuple[str, object, float]]:
         engine = db.engine
     captured: list[tuple[str, object, float]] = []
     starts: list[float] = []
+    bitmap_only = [False]
 
     def before(_conn, _cursor, statement, parameters, _context, _many):
         starts.append(time.perf_counter())
 
     def after(_conn, _cursor, statement, parameters, _context, _many):
-        captured.append((statement, parameters, (time.perf_counter() - starts.pop()) * 1000))
+        ms = (time.perf_counter() - starts.pop()) * 1000
+        change = bitmap_only_change(statement, parameters)
+        if change is not None:
+            bitmap_only[0] = change
+        elif bitmap_only[0]:  # explained under the planner settings it ran with
+            captured.append((BITMAP_ONLY + ";\n" + statement, parameters, ms))
+        else:
+            captured.append((statement, parameters, ms))
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -71,9 +79,13 @@ def _explain(app, statement: str, parameters) -> str:
         connection = db.engine.raw_connection()
         try:
             cursor = connection.cursor()
+            if statement.startswith(BITMAP_ONLY):
+                cursor.execute(BITMAP_ONLY)  # local to this transaction, rolled back below
+                statement = statement[len(BITMAP_ONLY) + 2 :]
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
             return "\n".join(row[0] for row in cursor.fetchall())
         finally:
+            connection.rollback()
             connection.close()
 
 

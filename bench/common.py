@@ -89,3 +89,15 @@ def machine() -> str:
         f"Python {platform.python_version()}; {pg} (server on localhost, default settings); "
         f"SQLite {sqlite3.sqlite_version}"
     )
+
+
+#: how the app plans a search with bitmap scans only, for the rest of the transaction
+#: (``app.cases.queries._bitmap_scans``): a captured statement is explained under the same settings
+BITMAP_ONLY = "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+
+
+def bitmap_only_change(statement: str, parameters) -> bool | None:
+    """For a statement the app ran: True/False when it turned bitmap-only planning on/off, else None."""
+    if "set_config('enable_seqscan'" not in statement:
+        return None
+    return isinstance(parameters, dict) and parameters.get("on") == "off"

@@ -189,3 +189,52 @@ def test_a_common_word_pages_the_same_through_the_newest_cases_window(client, au
     if IS_POSTGRES:  # both ways were taken (SQLite always uses the plain condition)
         assert True in served and False in served
     assert not set(other) & set(_all_pages(client, url))
+
+
+def test_a_word_with_many_matches_in_the_scope_pages_the_same_through_the_search_index(client, auth, monkeypatch):
+    """Past the newest-cases window, the matches in the user's scope are collected by id when they are few
+    (the probe) and read through the search index when they are many: the same cases in the same order, and
+    matches outside the scope neither shown nor counted towards the probe."""
+    from app.cases import queries
+
+    base = utcnow() - timedelta(days=2)
+    mine = [
+        make_case("grid_assigned", description=f"锅炉房漏水 {n}", now=base + timedelta(minutes=n)) for n in range(12)
+    ]
+    theirs = [
+        make_case(
+            "grid_assigned",
+            description=f"锅炉房漏水 {n}",
+            compound="X05",
+            clerk="clerk2",
+            now=base + timedelta(minutes=20 + n),
+        )
+        for n in range(12)
+    ]
+    newer = [
+        make_case("grid_assigned", description="楼道灯不亮", now=base + timedelta(minutes=40 + n)) for n in range(3)
+    ]
+    expected = list(reversed(mine))
+    auth.login("clerk1")
+    url = "/cases?state=all&q=" + "锅炉房"
+    monkeypatch.setattr(queries, "SEARCH_WINDOW", 2)  # the newest cases of the list hold no match
+    probes = []
+    search_ids = queries._search_ids
+
+    def spy(*args):
+        found = search_ids(*args)
+        probes.append(found)
+        return found
+
+    monkeypatch.setattr(queries, "_search_ids", spy)
+    for probe in (5, 12, 2000):  # fewer matches in the scope than the probe takes, exactly as many, more
+        monkeypatch.setattr(queries, "SEARCH_PROBE", probe)
+        probes.clear()
+        assert _all_pages(client, url) == expected, probe
+        if IS_POSTGRES:  # the probe counts the scope's 12 matches only, not the other community's 12
+            assert all((found is None) == (probe < 12) for found in probes), (probe, probes)
+            assert all(found is None or len(found) == 12 for found in probes)
+    assert not (set(theirs) | set(newer)) & set(_all_pages(client, url))
+    auth.logout()
+    auth.login("clerk2")
+    assert set(_all_pages(client, url)) == set(theirs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -270,25 +271,40 @@ def search_clause(q: str, entity=Case):
 #: found there at once, and the page is exact (every case outside the window is older)
 SEARCH_WINDOW = 2000
 
-#: a search first collects the matching ids through the search indexes, up to this many; more matches
-#: than that are common words, found quickly by reading the user's scope newest first instead
+#: then the ids of the matches in the user's scope are collected through the search index, up to this many;
+#: with more, the list itself is read through the search index (bitmap scans) and sorted
 SEARCH_PROBE = 2000
 
 
-def _search_ids(clause) -> list[int] | None:
-    """On PostgreSQL, the ids matching ``clause`` through the trigram/phone indexes, or None when there are
-    more than :data:`SEARCH_PROBE` (or on SQLite, where the condition is simply applied in the list).
+@contextmanager
+def _bitmap_scans():
+    """On PostgreSQL, plan the statements inside with bitmap scans only (no sequential or plain index scans),
+    for the transaction's remaining statements until the block ends.
 
-    Why: the planner cannot tell how rare a Chinese word is; left alone it reads a whole scope newest
-    first looking for 25 matches that may not exist there.
+    Why: the planner cannot tell how rare a Chinese word is; left alone it reads a whole scope newest first
+    (an index scan filtering every row) looking for 25 matches that may be few and old. A bitmap scan of the
+    search index reads only the matches in the scope.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    scans = "SELECT set_config('enable_seqscan', :on, true), set_config('enable_indexscan', :on, true)"
+    db.session.execute(text(scans), {"on": "off"})  # one round trip; local to the transaction
+    try:
+        yield
+    finally:
+        db.session.execute(text(scans), {"on": "on"})
+
+
+def _search_ids(user, clause) -> list[int] | None:
+    """On PostgreSQL, the ids in ``user``'s scope matching ``clause`` through the search index, or None when
+    there are more than :data:`SEARCH_PROBE` (or on SQLite, where the condition is simply applied in the
+    list). The list then reads those few rows by id; with more matches it is planned with bitmap scans too.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         return None
-    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # the GIN/btree indexes, not a table scan
-    try:
-        ids = list(db.session.scalars(select(Case.id).where(clause).limit(SEARCH_PROBE + 1)))
-    finally:
-        db.session.execute(text("SET LOCAL enable_seqscan = on"))
+    with _bitmap_scans():
+        ids = list(db.session.scalars(select(Case.id).where(scope_clause(user, Case), clause).limit(SEARCH_PROBE + 1)))
     return None if len(ids) > SEARCH_PROBE else ids
 
 
@@ -319,6 +335,9 @@ def queue_clause(user):
 
 
 def _filtered(user, filters: CaseFilters):
+    """The list's statement (unordered) and whether its search words match more cases in the scope than the
+    id probe collects (then the list is best planned with bitmap scans of the search index)."""
+    many_matches = False
     query = select(Case).where(scope_clause(user, Case))
     if filters.mine:
         query = query.where(queue_clause(user))
@@ -363,9 +382,10 @@ def _filtered(user, filters: CaseFilters):
     if filters.q:
         clause = search_clause(filters.q)
         if clause is not None:
-            ids = _search_ids(clause)
+            ids = _search_ids(user, clause)
             # one array parameter rather than up to 2,000 bound values
             query = query.where(clause if ids is None else Case.id == any_(literal(ids, ARRAY(Integer))))
+            many_matches = ids is None
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
@@ -382,7 +402,7 @@ def _filtered(user, filters: CaseFilters):
         query = query.where(Case.created_at >= filters.created_from)
     if filters.created_to:
         query = query.where(Case.created_at < filters.created_to)
-    return query
+    return query, many_matches
 
 
 def list_cases(
@@ -399,7 +419,7 @@ def list_cases(
         found = _search_newest(user, filters, cursor, limit)
         if found is not None:
             return found
-    query = _filtered(user, filters)
+    query, many_matches = _filtered(user, filters)
     if due_order:
         if cursor:
             due_at, case_id = decode_due_cursor(cursor)
@@ -418,7 +438,8 @@ def list_cases(
     query = query.limit(limit + 1).options(
         selectinload(Case.category), selectinload(Case.compound), selectinload(Case.assigned_grid_worker)
     )
-    rows = list(db.session.scalars(query))
+    with _bitmap_scans() if many_matches else nullcontext():
+        rows = list(db.session.scalars(query))
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_due_cursor(rows[limit - 1]) if due_order else encode_cursor(rows[limit - 1])
@@ -440,7 +461,7 @@ def _search_newest(user, filters: CaseFilters, cursor: str | None, limit: int):
     """
     if db.session.get_bind().dialect.name != "postgresql" or not _has_free_text(filters.q or ""):
         return None  # phones, last 4 digits and whole references go straight to their indexes
-    base = _filtered(user, replace(filters, q=None))
+    base, _many = _filtered(user, replace(filters, q=None))
     if cursor:
         created, case_id = decode_cursor(cursor)
         base = base.where(or_(Case.created_at < created, and_(Case.created_at == created, Case.id < case_id)))
