@@ -62,3 +62,24 @@ def test_api_create_runs_a_bounded_number_of_statements(app, client, username):
     assert len(log.statements) <= MAX_STATEMENTS, "\n".join(log.statements)
     if IS_POSTGRES:  # written once, in its routed state
         assert not [s for s in log.statements if s.lstrip().upper().startswith("UPDATE")], log.statements
+
+
+def test_the_sms_receipt_adds_one_check_and_its_row(app, client):
+    """With a resident's mobile number the intake also queues the receipt: whether the number opted out
+    and both daily quotas are one statement, the message one more row in the intake's writes."""
+    from app.notify.models import OutboundMessage
+
+    secret = token_for(app, "clerk1")
+    assert _create(client, secret).status_code == 201
+    intake = {**INTAKE, "resident_phone": "13912345678"}
+    with StatementLog(app) as log:
+        response = client.post("/api/v1/cases", json=intake, headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert len(log.statements) <= MAX_STATEMENTS + 2, "\n".join(log.statements)
+    checks = [s for s in log.statements if "sms_opt_out" in s]
+    assert len(checks) == 1 and "outbound_message" in checks[0]  # opt-out and quotas together
+    with app.app_context():
+        receipt = db.session.scalar(
+            db.select(OutboundMessage).where(OutboundMessage.params["ref"].as_string() == response.get_json()["ref"])
+        )
+        assert receipt is not None and receipt.kind == "receipt" and receipt.status == "pending"

@@ -117,10 +117,12 @@ def signoff_link(case: Case) -> str:
 # ------------------------------------------------------------------------------------------ queue
 
 
-def _sent_today(phone: str | None, now: datetime) -> int:
+def _sent_today(phone: str | None, now: datetime, cap: int):
+    """The resident messages queued or sent today (to ``phone``, or to anyone), counted up to ``cap``: a
+    bounded index range scan however busy the day."""
     local = to_local(now)
     start = datetime.combine(local.date(), time(0), app_tz())
-    query = select(func.count(OutboundMessage.id)).where(
+    query = select(OutboundMessage.id).where(
         OutboundMessage.audience == "resident",
         OutboundMessage.status.in_(("pending", "sent")),
         OutboundMessage.created_at >= start,
@@ -128,7 +130,28 @@ def _sent_today(phone: str | None, now: datetime) -> int:
     )
     if phone is not None:
         query = query.where(OutboundMessage.recipient == phone)
-    return db.session.scalar(query) or 0
+    return select(func.count()).select_from(query.limit(cap).subquery()).scalar_subquery()
+
+
+def _refusal(phone: str, now: datetime) -> str | None:
+    """Why a message to ``phone`` must not go now (opted out, its daily quota, the system's daily quota),
+    or None. One statement: an intake asks this for every resident with a mobile number."""
+    config = current_app.config
+    per_number, overall = config["SMS_MAX_PER_RECIPIENT_PER_DAY"], config["SMS_MAX_PER_DAY"]
+    opted_out, to_number, to_anyone = db.session.execute(
+        select(
+            exists().where(SmsOptOut.phone == phone),
+            _sent_today(phone, now, per_number),
+            _sent_today(None, now, overall),
+        )
+    ).one()
+    if opted_out:
+        return "opted out"
+    if to_number >= per_number:
+        return "daily quota for this number reached"
+    if to_anyone >= overall:
+        return "daily SMS quota reached"
+    return None
 
 
 def queue(case: Case, kind: str, params: dict[str, str], *, now: datetime | None = None) -> OutboundMessage | None:
@@ -141,14 +164,8 @@ def queue(case: Case, kind: str, params: dict[str, str], *, now: datetime | None
     phone = normalize_phone(case.resident_phone)
     if phone is None:
         return None
-    config = current_app.config
-    status, reason = "pending", None
-    if is_opted_out(phone):
-        status, reason = "skipped", "opted out"
-    elif _sent_today(phone, now) >= config["SMS_MAX_PER_RECIPIENT_PER_DAY"]:
-        status, reason = "skipped", "daily quota for this number reached"
-    elif _sent_today(None, now) >= config["SMS_MAX_PER_DAY"]:
-        status, reason = "skipped", "daily SMS quota reached"
+    reason = _refusal(phone, now)
+    status = "skipped" if reason else "pending"
     message = OutboundMessage(
         notification_id=None,
         channel="sms" if sms_ready() else "log",
