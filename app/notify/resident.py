@@ -133,18 +133,23 @@ def _sent_today(phone: str | None, now: datetime, cap: int):
     return select(func.count()).select_from(query.limit(cap).subquery()).scalar_subquery()
 
 
+def standing_query(phone: str, now: datetime):
+    """One row: whether ``phone`` opted out, and today's resident messages to it and to anyone (each counted
+    up to its quota)."""
+    config = current_app.config
+    return select(
+        exists().where(SmsOptOut.phone == phone),
+        _sent_today(phone, now, config["SMS_MAX_PER_RECIPIENT_PER_DAY"]),
+        _sent_today(None, now, config["SMS_MAX_PER_DAY"]),
+    )
+
+
 def _refusal(phone: str, now: datetime) -> str | None:
     """Why a message to ``phone`` must not go now (opted out, its daily quota, the system's daily quota),
     or None. One statement: an intake asks this for every resident with a mobile number."""
     config = current_app.config
     per_number, overall = config["SMS_MAX_PER_RECIPIENT_PER_DAY"], config["SMS_MAX_PER_DAY"]
-    opted_out, to_number, to_anyone = db.session.execute(
-        select(
-            exists().where(SmsOptOut.phone == phone),
-            _sent_today(phone, now, per_number),
-            _sent_today(None, now, overall),
-        )
-    ).one()
+    opted_out, to_number, to_anyone = db.session.execute(standing_query(phone, now)).one()
     if opted_out:
         return "opted out"
     if to_number >= per_number:
