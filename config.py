@@ -156,6 +156,15 @@ class Config:
     #: other processes notice an administrator's change of cached settings within this many seconds
     SETTINGS_CHECK_SECONDS = float(os.environ.get("SETTINGS_CHECK_SECONDS") or 1.0)
 
+    #: libpq startup options of every PostgreSQL connection (primary and replica). JIT compilation is off:
+    #: the pages' statements are short, but some are estimated expensive (a bitmap over a month of facts)
+    #: and JIT then spends 20–40 ms compiling them (measured: the bulletin at ten million cases, 176 →
+    #: 122 ms). Empty: the server's settings. Behind PgBouncer (``PGBOUNCER=1``) startup options are not
+    #: passed; set them on the role instead (docs/deployment.md).
+    PG_OPTIONS = os.environ.get("PG_OPTIONS", "-c jit=off")
+    #: behind PgBouncer in transaction mode (see ProductionConfig's engine options and docs/deployment.md)
+    PGBOUNCER = _env_bool("PGBOUNCER", False)
+
     TESTING = False
     DEBUG = False
 
@@ -217,3 +226,10 @@ def config_from_env() -> type[Config]:
         return CONFIGS[name]
     except KeyError:
         raise KeyError(f"APP_ENV={name!r} is not one of {sorted(CONFIGS)}") from None
+
+
+def pg_options(config) -> str | None:
+    """The libpq ``options`` of the application's PostgreSQL connections (None: the server's settings)."""
+    if config.get("PGBOUNCER"):
+        return None  # PgBouncer refuses unknown startup parameters: set them on the role instead
+    return (config.get("PG_OPTIONS") or "").strip() or None

@@ -8,7 +8,7 @@ import os
 from flask import Flask, request, session
 from flask_login import current_user
 
-from config import DEV_SECRET_KEY, Config, config_from_env
+from config import DEV_SECRET_KEY, Config, config_from_env, pg_options
 
 
 class ConfigurationError(RuntimeError):
@@ -46,6 +46,10 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    elif pg_options(app.config):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["connect_args"] = {**options.get("connect_args", {}), "options": pg_options(app.config)}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_production(app)
     _configure_logging(app)

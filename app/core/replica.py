@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from app.core.timeutil import utcnow
 from app.extensions import db
+from config import pg_options
 
 log = logging.getLogger("ksm.replica")
 EXTENSION = "ksm_replica_engine"
@@ -70,7 +71,10 @@ def engine():
             pool_pre_ping=True,
             pool_size=2,
             max_overflow=3,
-            connect_args={"connect_timeout": 3},
+            connect_args={
+                "connect_timeout": 3,
+                **({"options": pg_options(app.config)} if pg_options(app.config) else {}),
+            },
         )
         app.extensions[EXTENSION] = found
     return found
