@@ -11,8 +11,10 @@ then for every earlier month not rolled up yet (the scheduler's steady state: it
 months per run, newest first, so a running system has them all; timed once, reported apart) and, just
 before the dashboard, for the running month (refreshed every few minutes in production),
 timed. Then, through the Flask test client as the signed-in demo users (whole server-side cost of each
-page): the queue page of each role, a search, a case page, the overdue board, the month's
-dashboard, the bulletin (p50 / p95 ms); the sweep with nothing due and with 1,000 cases due
+page; interleaved: for each page, three rounds of requests on each database in turn, so that a slow
+minute of the shared machine falls on both sizes): the queue page of each role, a search, a case page, the
+overdue board, the month's dashboard, the bulletin before and after the monthly rating run (p50 / p95 ms);
+the sweep with nothing due and with 1,000 cases due
 (:mod:`bench.bench_sweep`); the database's and the big tables' sizes. With ``--plans`` every ``SELECT`` a
 page runs is explained (``EXPLAIN (ANALYZE, BUFFERS)``); sequential scans on the big tables are listed and
 the slowest statement's plan kept. The figures of the last database are divided by those of the first
@@ -34,8 +36,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import bench_sweep
-from bench.bench_reports import _client, _plans, _time
-from bench.common import machine, make_app
+from bench.bench_reports import _client, _plans
+from bench.common import machine, make_app, summary, timer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -66,14 +68,19 @@ PAGES = {
     "case page": ("supervisor1", "/cases/{ref}"),
     "overdue board": ("supervisor1", "/board"),
     "dashboard (this month)": ("street1", "/reports/dashboard"),
+    # before the scheduler's monthly rating run (02:15 the day after the month closes) the bulletin rates the
+    # firms on the fly; afterwards it reads the frozen ratings, as it does for the rest of the month
+    "bulletin (last month, before the rating run)": ("street1", "/reports/bulletin"),
     "bulletin (last month)": ("street1", "/reports/bulletin"),
 }
 
 
-def measure(url: str, repeats: int, plans: bool, due_repeats: int = 3) -> dict:
-    """All figures of one database (see the module's docstring)."""
+def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
+    """One database made ready as a running system leaves it (rollups, statistics), its sizes and its
+    sweep; returns (app, results so far, the running month's label)."""
     from app.extensions import db
     from app.reports import rollup
+    from app.reports.models import FirmRating
 
     app = make_app(url)
     out: dict = {"url": url.rsplit("/", 1)[-1], "pages": {}}
@@ -85,11 +92,6 @@ def measure(url: str, repeats: int, plans: bool, due_repeats: int = 3) -> dict:
         out["facts"] = {
             table: db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
             for table in ("fact_step", "fact_action", "follow_up", "case_event")
-        }
-        out["database_bytes"] = db.session.execute(text("SELECT pg_database_size(current_database())")).scalar()
-        out["table_bytes"] = {
-            table: db.session.execute(text(f"SELECT pg_total_relation_size('\"{table}\"')")).scalar()
-            for table in TABLES
         }
         out["ref"] = db.session.execute(
             text(
@@ -116,28 +118,72 @@ def measure(url: str, repeats: int, plans: bool, due_repeats: int = 3) -> dict:
             db.session.commit()
         out["rollup_backfill"] = {"months": len(backfilled), "seconds": time.perf_counter() - started}
         print(f"  {out['url']}: {len(backfilled)} earlier months rolled up", flush=True)
+        # a running server's autovacuum analyzes the rewritten rollup within a minute; this machine's
+        # server may run without it (CI configuration), so analyze here as it would
+        db.session.execute(text("ANALYZE fact_rollup"))
+        db.session.commit()
+        # sizes once the rollup holds every month, as in a running system
+        out["database_bytes"] = db.session.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        out["table_bytes"] = {
+            table: db.session.execute(text(f"SELECT pg_total_relation_size('\"{table}\"')")).scalar()
+            for table in TABLES
+        }
+    with app.app_context():  # the bulletin's first figure is the one before the monthly rating run
+        db.session.execute(FirmRating.__table__.delete().where(FirmRating.month == last))
+        db.session.commit()
     out["sweep"] = bench_sweep.run(app, repeats_nothing=repeats, repeats_due=due_repeats)
+    return app, out, current.label, last
+
+
+def _samples(client, path: str, count: int) -> list[float]:
+    """``count`` timings (ms) of a page that must answer 200."""
+    found = []
+    for _ in range(count):
+        with timer() as took:
+            response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
+        found.append(took["ms"])
+    return found
+
+
+def measure_pages(prepared: dict, repeats: int, plans: bool, rounds: int = 3) -> None:
+    """The pages of every database, interleaved: for each page, ``rounds`` rounds of ``repeats / rounds``
+    requests on each database in turn, so a slow minute of a shared machine falls on both sizes."""
+    from app.cases.actors import SYSTEM_ACTOR
+    from app.extensions import db
+    from app.reports import rating, rollup
+
     clients: dict = {}
-    for label, (username, path) in PAGES.items():
-        path = path.format(ref=out["ref"])
-        if label.startswith("dashboard"):
-            with app.app_context():  # the running month's rollup is read only while fresh (10 minutes)
-                started = time.perf_counter()
-                out["rollup_refresh_running_month"] = {"rows": rollup.refresh(current.label)}
-                db.session.commit()
-                out["rollup_refresh_running_month"]["seconds"] = time.perf_counter() - started
-        client = clients.setdefault(username, _client(app, username))
-        figure = _time(client, path, repeats)
-        figure["path"] = path
-        figure["user"] = username
-        if plans:
-            found = _plans(app, client, path, top=1)
-            figure["statements"] = found["statements"]
-            figure["seq_scans_on_big_tables"] = found["seq_scans_on_big_tables"]
-            figure["slowest"] = found["slowest"][0] if found["slowest"] else None
-        out["pages"][label] = figure
-        print(f"  {out['url']}: {label}: p50 {figure['p50']:.1f} ms, p95 {figure['p95']:.1f} ms", flush=True)
-    return out
+    for label, (username, template) in PAGES.items():
+        for name, (app, out, current, last) in prepared.items():
+            with app.app_context():
+                if label.startswith("dashboard"):  # the running month's rollup is read only while fresh
+                    started = time.perf_counter()
+                    out["rollup_refresh_running_month"] = {"rows": rollup.refresh(current)}
+                    db.session.commit()
+                    out["rollup_refresh_running_month"]["seconds"] = time.perf_counter() - started
+                if label == "bulletin (last month)":  # the scheduler's monthly run has rated last month
+                    started = time.perf_counter()
+                    rating.compute_month(last, SYSTEM_ACTOR)
+                    db.session.commit()
+                    out["rating_run"] = {"month": last, "seconds": time.perf_counter() - started}
+            client = clients.get((name, username)) or clients.setdefault((name, username), _client(app, username))
+            _samples(client, template.format(ref=out["ref"]), 1)  # warm up
+        samples: dict = {name: [] for name in prepared}
+        for _round in range(rounds):
+            for name, (_app, out, _current, _last) in prepared.items():
+                path = template.format(ref=out["ref"])
+                samples[name] += _samples(clients[(name, username)], path, max(1, repeats // rounds))
+        for name, (app, out, _current, _last) in prepared.items():
+            path = template.format(ref=out["ref"])
+            figure = {**summary(samples[name]), "path": path, "user": username}
+            if plans:
+                found = _plans(app, clients[(name, username)], path, top=1)
+                figure["statements"] = found["statements"]
+                figure["seq_scans_on_big_tables"] = found["seq_scans_on_big_tables"]
+                figure["slowest"] = found["slowest"][0] if found["slowest"] else None
+            out["pages"][label] = figure
+            print(f"  {out['url']}: {label}: p50 {figure['p50']:.1f} ms, p95 {figure['p95']:.1f} ms", flush=True)
 
 
 def figures(result: dict) -> dict[str, tuple[float, float]]:
@@ -176,6 +222,7 @@ def render(run: dict) -> str:
         "## A generated city at 1 M and 10 M cases (issue 12)",
         "",
         f"Measured {run['date']} ({run['started']}–{run['finished']} UTC) in one run of `python -m bench.bench_city` "
+        "(pages interleaved: for each page, rounds of requests on each database in turn) "
         f"on: {run['machine']}. The machine is shared (2 cores; load average at the start "
         f"{run['load_start']}, at the end {run['load_end']}).",
         "",
@@ -235,6 +282,12 @@ def render(run: dict) -> str:
         + " | ".join(f"{results[n]['rollup_refresh_running_month']['seconds']:.1f} s" for n in names)
         + " |"
     )
+    if all("rating_run" in results[n] for n in names):
+        lines.append(
+            "| the monthly firm rating of last month (the scheduler's run, once a month) | "
+            + " | ".join(f"{results[n]['rating_run']['seconds']:.1f} s" for n in names)
+            + " |"
+        )
     lines += [
         "",
         "Each page figure is the whole server-side cost of the page through the Flask test client as the signed-in "
@@ -358,9 +411,13 @@ def main() -> None:
             "due_repeats": args.due_repeats,
             "results": {},
         }
+        prepared = {}
         for name in args.databases.split(","):
             print(f"{name}: {DATABASES[name]}", flush=True)
-            run["results"][name] = measure(DATABASES[name], args.repeats, args.plans, args.due_repeats)
+            prepared[name] = prepare(DATABASES[name], args.repeats, args.due_repeats)
+        measure_pages(prepared, args.repeats, args.plans)
+        for name, (_app, out, _current, _last) in prepared.items():
+            run["results"][name] = out
         run["finished"] = dt.datetime.now(dt.UTC).strftime("%H:%M")
         run["load_end"] = _load()
         generation = {}
