@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy import event, text
 
-from bench.common import BENCH_PG, BITMAP_ONLY, bitmap_only_change, make_app, summary, timer
+from bench.common import BENCH_PG, make_app, planner_settings, settings_label, summary, timer
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 BIG_TABLES = ("case", "fact_step", "fact_action", "follow_up", "case_event")
@@ -47,20 +47,18 @@ def _statements(app, client, path: str) -> list[tuple[str, object, float]]:
         engine = db.engine
     captured: list[tuple[str, object, float]] = []
     starts: list[float] = []
-    bitmap_only = [False]
+    settings: list = [None]
 
     def before(_conn, _cursor, statement, parameters, _context, _many):
         starts.append(time.perf_counter())
 
     def after(_conn, _cursor, statement, parameters, _context, _many):
         ms = (time.perf_counter() - starts.pop()) * 1000
-        change = bitmap_only_change(statement, parameters)
+        change = planner_settings(statement, parameters)
         if change is not None:
-            bitmap_only[0] = change
-        elif bitmap_only[0]:  # explained under the planner settings it ran with
-            captured.append((BITMAP_ONLY + ";\n" + statement, parameters, ms))
-        else:
-            captured.append((statement, parameters, ms))
+            settings[0] = change or None
+        else:  # explained later under the planner settings it ran with
+            captured.append((statement, (parameters, settings[0]), ms))
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -73,17 +71,18 @@ def _statements(app, client, path: str) -> list[tuple[str, object, float]]:
 
 
 def _explain(app, statement: str, parameters) -> str:
+    """The plan of a captured statement; ``parameters`` is (its parameters, the planner settings in force)."""
     from app.extensions import db
 
+    parameters, settings = parameters
     with app.app_context():
         connection = db.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            if statement.startswith(BITMAP_ONLY):
-                cursor.execute(BITMAP_ONLY)  # local to this transaction, rolled back below
-                statement = statement[len(BITMAP_ONLY) + 2 :]
+            if settings:  # local to this transaction, rolled back below
+                cursor.execute(settings["statement"], settings["parameters"])
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
-            return "\n".join(row[0] for row in cursor.fetchall())
+            return settings_label(settings) + "\n".join(row[0] for row in cursor.fetchall())
         finally:
             connection.rollback()
             connection.close()

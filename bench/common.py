@@ -91,13 +91,19 @@ def machine() -> str:
     )
 
 
-#: how the app plans a search with bitmap scans only, for the rest of the transaction
-#: (``app.cases.queries._bitmap_scans``): a captured statement is explained under the same settings
-BITMAP_ONLY = "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
-
-
-def bitmap_only_change(statement: str, parameters) -> bool | None:
-    """For a statement the app ran: True/False when it turned bitmap-only planning on/off, else None."""
-    if "set_config('enable_seqscan'" not in statement:
+def planner_settings(statement: str, parameters) -> dict | None:
+    """For a statement the app ran: None when it is not a change of the scan types the planner may use
+    (``app.cases.queries._planned``); else the settings it put in force ({} when it restored them all), so a
+    captured statement can be explained under the settings it ran with."""
+    if "set_config('enable_" not in statement:
         return None
-    return isinstance(parameters, dict) and parameters.get("on") == "off"
+    values = dict(parameters) if isinstance(parameters, dict) else {}
+    return {"statement": statement, "parameters": values} if "off" in values.values() else {}
+
+
+def settings_label(settings: dict | None) -> str:
+    """How a plan was made, for the reader: "(planned without: bitmapscan)" or ""."""
+    if not settings:
+        return ""
+    off = sorted(name for name, value in settings["parameters"].items() if value == "off")
+    return f"(planned without: {', '.join(off)})\n"

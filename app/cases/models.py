@@ -90,6 +90,9 @@ QUEUE_SCOPES = (
 )
 #: a grid worker's own work (assigned to them, in the states where they act), by deadline
 GRID_WORK = "state IN ('registered', 'grid_assigned', 'grid_handling')"
+#: a property firm's own work (the states where it acts), by deadline: its queue and its "near the deadline"
+#: chip read the nearest deadlines in order instead of every case of the three states then sorting
+FIRM_WORK = "state IN ('firm_dispatched', 'firm_processing', 'on_hold')"
 OPEN_WORK_INDEXES = (
     [
         Index(
@@ -128,6 +131,14 @@ OPEN_WORK_INDEXES = (
             "id",
             postgresql_where=text(GRID_WORK),
             sqlite_where=text(GRID_WORK),
+        ),
+        Index(
+            "ix_case_firm_work_due",
+            "firm_id",
+            "due_at",
+            "id",
+            postgresql_where=text(FIRM_WORK),
+            sqlite_where=text(FIRM_WORK),
         ),
     ]
 )

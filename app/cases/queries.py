@@ -276,24 +276,36 @@ SEARCH_WINDOW = 2000
 SEARCH_PROBE = 2000
 
 
-@contextmanager
-def _bitmap_scans():
-    """On PostgreSQL, plan the statements inside with bitmap scans only (no sequential or plain index scans),
-    for the transaction's remaining statements until the block ends.
+#: the scan types a statement may be planned with, set for one block of a transaction (``_planned``)
+_SCANS = "SELECT set_config('enable_seqscan', :seqscan, true), set_config('enable_indexscan', :indexscan, true), "
+_SCANS += "set_config('enable_bitmapscan', :bitmapscan, true)"
 
-    Why: the planner cannot tell how rare a Chinese word is; left alone it reads a whole scope newest first
-    (an index scan filtering every row) looking for 25 matches that may be few and old. A bitmap scan of the
-    search index reads only the matches in the scope.
+
+@contextmanager
+def _planned(*, seqscan: bool = True, indexscan: bool = True, bitmapscan: bool = True):
+    """On PostgreSQL, plan the statements inside with only the scan types allowed (one round trip to set,
+    one to restore; local to the transaction).
+
+    Why: the planner cannot tell how rare a Chinese word is. Left alone it reads a whole scope newest first
+    (an index scan filtering every row) looking for 25 matches that may be few and old; a bitmap scan of the
+    search index reads only the matches in the scope. And a page of matches already found by id is read
+    by primary key: the search index also holds the scope columns, and a bitmap of a whole community
+    ANDed with the ids costs more than the 2,000 key lookups.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         yield
         return
-    scans = "SELECT set_config('enable_seqscan', :on, true), set_config('enable_indexscan', :on, true)"
-    db.session.execute(text(scans), {"on": "off"})  # one round trip; local to the transaction
+    flags = {"seqscan": seqscan, "indexscan": indexscan, "bitmapscan": bitmapscan}
+    db.session.execute(text(_SCANS), {name: "on" if on else "off" for name, on in flags.items()})
     try:
         yield
     finally:
-        db.session.execute(text(scans), {"on": "on"})
+        db.session.execute(text(_SCANS), dict.fromkeys(flags, "on"))
+
+
+def _bitmap_scans():
+    """Bitmap scans only (the search index), see :func:`_planned`."""
+    return _planned(seqscan=False, indexscan=False)
 
 
 def _search_ids(user, clause) -> list[int] | None:
@@ -335,9 +347,10 @@ def queue_clause(user):
 
 
 def _filtered(user, filters: CaseFilters):
-    """The list's statement (unordered) and whether its search words match more cases in the scope than the
-    id probe collects (then the list is best planned with bitmap scans of the search index)."""
-    many_matches = False
+    """The list's statement (unordered) and how to plan it: with bitmap scans of the search index when its
+    search words match more cases in the scope than the id probe collects, without bitmaps when the probe
+    found the matches' ids (a context manager, see :func:`_planned`)."""
+    many_matches = by_id = False
     query = select(Case).where(scope_clause(user, Case))
     if filters.mine:
         query = query.where(queue_clause(user))
@@ -386,6 +399,7 @@ def _filtered(user, filters: CaseFilters):
             # one array parameter rather than up to 2,000 bound values
             query = query.where(clause if ids is None else Case.id == any_(literal(ids, ARRAY(Integer))))
             many_matches = ids is None
+            by_id = ids is not None
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
@@ -402,7 +416,7 @@ def _filtered(user, filters: CaseFilters):
         query = query.where(Case.created_at >= filters.created_from)
     if filters.created_to:
         query = query.where(Case.created_at < filters.created_to)
-    return query, many_matches
+    return query, (_bitmap_scans() if many_matches else _planned(bitmapscan=False) if by_id else nullcontext())
 
 
 def list_cases(
@@ -419,7 +433,7 @@ def list_cases(
         found = _search_newest(user, filters, cursor, limit)
         if found is not None:
             return found
-    query, many_matches = _filtered(user, filters)
+    query, planning = _filtered(user, filters)
     if due_order:
         if cursor:
             due_at, case_id = decode_due_cursor(cursor)
@@ -438,7 +452,7 @@ def list_cases(
     query = query.limit(limit + 1).options(
         selectinload(Case.category), selectinload(Case.compound), selectinload(Case.assigned_grid_worker)
     )
-    with _bitmap_scans() if many_matches else nullcontext():
+    with planning:
         rows = list(db.session.scalars(query))
     next_cursor = None
     if len(rows) > limit:
@@ -461,7 +475,7 @@ def _search_newest(user, filters: CaseFilters, cursor: str | None, limit: int):
     """
     if db.session.get_bind().dialect.name != "postgresql" or not _has_free_text(filters.q or ""):
         return None  # phones, last 4 digits and whole references go straight to their indexes
-    base, _many = _filtered(user, replace(filters, q=None))
+    base, _planning = _filtered(user, replace(filters, q=None))
     if cursor:
         created, case_id = decode_cursor(cursor)
         base = base.where(or_(Case.created_at < created, and_(Case.created_at == created, Case.id < case_id)))
@@ -535,7 +549,8 @@ def queue_counts(user) -> QueueCounts:
         .scalar_subquery()
         .label("_soon")
     )
-    row = db.session.execute(select(*columns)).one()._mapping
+    with _planned(bitmapscan=False):  # each count a capped index range scan, whatever the statistics say
+        row = db.session.execute(select(*columns)).one()._mapping
     for name in states:
         if row[name]:
             counts.by_state[name] = row[name]
