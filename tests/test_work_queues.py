@@ -238,3 +238,24 @@ def test_a_word_with_many_matches_in_the_scope_pages_the_same_through_the_search
     auth.logout()
     auth.login("clerk2")
     assert set(_all_pages(client, url)) == set(theirs)
+
+
+def test_the_compound_filter_lists_the_compounds_of_the_users_area(client, auth):
+    """Each role's list offers the compounds it may filter by, and selecting one keeps it selected."""
+
+    def offered():
+        body = client.get("/cases?state=open").get_data(as_text=True)
+        select = re.search(r'<select[^>]*id="compound_id".*?</select>', body, re.S).group(0)
+        return re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', select)
+
+    auth.login("firm1")  # firm1's contracts: 阳光花园, 翠湖苑, 金域华府, 书香门第, 锦绣江南
+    names = offered()
+    assert {"阳光花园", "翠湖苑", "金域华府", "书香门第", "锦绣江南"} <= set(names)
+    assert "杏花村小区" not in names and "清溪雅苑" not in names  # firm2's
+    assert len(names) == len(set(names))  # once each, though a compound may have had several contracts
+    auth.logout()
+    auth.login("admin")
+    everything = offered()
+    assert {"阳光花园", "杏花村小区", "清溪雅苑", "天湖名郡"} <= set(everything) and len(everything) > len(names)
+    body = client.get("/cases?state=open&compound_id=1").get_data(as_text=True)
+    assert re.search(r'<option value="1" selected>', body)
