@@ -191,10 +191,9 @@ def test_a_common_word_pages_the_same_through_the_newest_cases_window(client, au
     assert not set(other) & set(_all_pages(client, url))
 
 
-def test_a_word_with_many_matches_in_the_scope_pages_the_same_through_the_search_index(client, auth, monkeypatch):
-    """Past the newest-cases window, the matches in the user's scope are collected by id when they are few
-    (the probe) and read through the search index when they are many: the same cases in the same order, and
-    matches outside the scope neither shown nor counted towards the probe."""
+def test_a_word_with_matches_only_outside_the_newest_cases_pages_through_the_search_index(client, auth, monkeypatch):
+    """Past the newest-cases window the list is read through the search index (scope and words together):
+    the same cases in the same order, and the matches of another community never shown."""
     from app.cases import queries
 
     base = utcnow() - timedelta(days=2)
@@ -214,30 +213,23 @@ def test_a_word_with_many_matches_in_the_scope_pages_the_same_through_the_search
     newer = [
         make_case("grid_assigned", description="楼道灯不亮", now=base + timedelta(minutes=40 + n)) for n in range(3)
     ]
-    expected = list(reversed(mine))
     auth.login("clerk1")
     url = "/cases?state=all&q=" + "锅炉房"
+    planned = []
+    original = queries._bitmap_scans
+
+    def spy():
+        planned.append(True)
+        return original()
+
+    monkeypatch.setattr(queries, "_bitmap_scans", spy)
     monkeypatch.setattr(queries, "SEARCH_WINDOW", 2)  # the newest cases of the list hold no match
-    probes = []
-    search_ids = queries._search_ids
-
-    def spy(*args):
-        found = search_ids(*args)
-        probes.append(found)
-        return found
-
-    monkeypatch.setattr(queries, "_search_ids", spy)
-    for probe in (5, 12, 2000):  # fewer matches in the scope than the probe takes, exactly as many, more
-        monkeypatch.setattr(queries, "SEARCH_PROBE", probe)
-        probes.clear()
-        assert _all_pages(client, url) == expected, probe
-        if IS_POSTGRES:  # the probe counts the scope's 12 matches only, not the other community's 12
-            assert all((found is None) == (probe < 12) for found in probes), (probe, probes)
-            assert all(found is None or len(found) == 12 for found in probes)
-    assert not (set(theirs) | set(newer)) & set(_all_pages(client, url))
+    assert _all_pages(client, url) == list(reversed(mine))
+    assert planned  # each page went through the search index, not the window
+    assert not (set(theirs) | set(newer)) & set(_all_pages(client, url + "&state=open"))
     auth.logout()
     auth.login("clerk2")
-    assert set(_all_pages(client, url)) == set(theirs)
+    assert _all_pages(client, url) == list(reversed(theirs))
 
 
 def test_the_compound_filter_lists_the_compounds_of_the_users_area(client, auth):

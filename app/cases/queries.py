@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Integer, and_, any_, func, literal, literal_column, or_, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import aliased, selectinload
 
 from app.auth import roles
@@ -271,11 +270,6 @@ def search_clause(q: str, entity=Case):
 #: found there at once, and the page is exact (every case outside the window is older)
 SEARCH_WINDOW = 2000
 
-#: then the ids of the matches in the user's scope are collected through the search index, up to this many;
-#: with more, the list itself is read through the search index (bitmap scans) and sorted
-SEARCH_PROBE = 2000
-
-
 #: the scan types a statement may be planned with, set for one block of a transaction (``_planned``)
 _SCANS = "SELECT set_config('enable_seqscan', :seqscan, true), set_config('enable_indexscan', :indexscan, true), "
 _SCANS += "set_config('enable_bitmapscan', :bitmapscan, true)"
@@ -288,9 +282,8 @@ def _planned(*, seqscan: bool = True, indexscan: bool = True, bitmapscan: bool =
 
     Why: the planner cannot tell how rare a Chinese word is. Left alone it reads a whole scope newest first
     (an index scan filtering every row) looking for 25 matches that may be few and old; a bitmap scan of the
-    search index reads only the matches in the scope. And a page of matches already found by id is read
-    by primary key: the search index also holds the scope columns, and a bitmap of a whole community
-    ANDed with the ids costs more than the 2,000 key lookups.
+    search index reads only the matches in the scope. And the capped counts of the chips stay short index
+    range scans whatever the statistics say (a bitmap of a whole community is not short).
     """
     if db.session.get_bind().dialect.name != "postgresql":
         yield
@@ -306,18 +299,6 @@ def _planned(*, seqscan: bool = True, indexscan: bool = True, bitmapscan: bool =
 def _bitmap_scans():
     """Bitmap scans only (the search index), see :func:`_planned`."""
     return _planned(seqscan=False, indexscan=False)
-
-
-def _search_ids(user, clause) -> list[int] | None:
-    """On PostgreSQL, the ids in ``user``'s scope matching ``clause`` through the search index, or None when
-    there are more than :data:`SEARCH_PROBE` (or on SQLite, where the condition is simply applied in the
-    list). The list then reads those few rows by id; with more matches it is planned with bitmap scans too.
-    """
-    if db.session.get_bind().dialect.name != "postgresql":
-        return None
-    with _bitmap_scans():
-        ids = list(db.session.scalars(select(Case.id).where(scope_clause(user, Case), clause).limit(SEARCH_PROBE + 1)))
-    return None if len(ids) > SEARCH_PROBE else ids
 
 
 # ------------------------------------------------------------------------------------- queues
@@ -347,10 +328,9 @@ def queue_clause(user):
 
 
 def _filtered(user, filters: CaseFilters):
-    """The list's statement (unordered) and how to plan it: with bitmap scans of the search index when its
-    search words match more cases in the scope than the id probe collects, without bitmaps when the probe
-    found the matches' ids (a context manager, see :func:`_planned`)."""
-    many_matches = by_id = False
+    """The list's statement (unordered) and how to plan it (a context manager, see :func:`_planned`): a search
+    with bitmap scans only, so the search index yields the matches in the user's scope and nothing else."""
+    search = False
     query = select(Case).where(scope_clause(user, Case))
     if filters.mine:
         query = query.where(queue_clause(user))
@@ -395,11 +375,8 @@ def _filtered(user, filters: CaseFilters):
     if filters.q:
         clause = search_clause(filters.q)
         if clause is not None:
-            ids = _search_ids(user, clause)
-            # one array parameter rather than up to 2,000 bound values
-            query = query.where(clause if ids is None else Case.id == any_(literal(ids, ARRAY(Integer))))
-            many_matches = ids is None
-            by_id = ids is not None
+            query = query.where(clause)
+            search = True
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
@@ -416,7 +393,7 @@ def _filtered(user, filters: CaseFilters):
         query = query.where(Case.created_at >= filters.created_from)
     if filters.created_to:
         query = query.where(Case.created_at < filters.created_to)
-    return query, (_bitmap_scans() if many_matches else _planned(bitmapscan=False) if by_id else nullcontext())
+    return query, (_bitmap_scans() if search else nullcontext())
 
 
 def list_cases(
