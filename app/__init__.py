@@ -47,9 +47,9 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
-    elif pg_options(app.config):
+    elif startup := pg_options(app.config):
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-        options["connect_args"] = {**options.get("connect_args", {}), "options": pg_options(app.config)}
+        options["connect_args"] = {**options.get("connect_args", {}), "options": startup}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_production(app)
     _configure_logging(app)

@@ -36,8 +36,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import bench_sweep
-from bench.bench_reports import _client, _plans
-from bench.common import machine, make_app, summary, timer
+from bench.bench_reports import _client, _plans, _samples
+from bench.common import machine, make_app, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -77,7 +77,7 @@ PAGES = {
 
 def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
     """One database made ready as a running system leaves it (rollups, statistics), its sizes and its
-    sweep; returns (app, results so far, the running month's label)."""
+    sweep; returns (app, results so far, the running month's label, last month's label)."""
     from app.extensions import db
     from app.reports import rollup
     from app.reports.models import FirmRating
@@ -133,17 +133,6 @@ def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
         db.session.commit()
     out["sweep"] = bench_sweep.run(app, repeats_nothing=repeats, repeats_due=due_repeats)
     return app, out, current.label, last
-
-
-def _samples(client, path: str, count: int) -> list[float]:
-    """``count`` timings (ms) of a page that must answer 200."""
-    found = []
-    for _ in range(count):
-        with timer() as took:
-            response = client.get(path)
-        assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
-        found.append(took["ms"])
-    return found
 
 
 def measure_pages(prepared: dict, repeats: int, plans: bool, rounds: int = 3) -> None:

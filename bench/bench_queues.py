@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 
-from bench.common import machine, make_app, planner_settings, settings_label, summary
+from bench.common import PlannerSettings, machine, make_app, settings_label, summary
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/ksm_bench_workday"
 #: the requests of each page are spread over this many rounds through all the pages
@@ -238,14 +238,13 @@ def run(url: str, repeats: int) -> dict:
     with app.app_context():
         engine = db.engine
 
-    settings: list = [None]
+    settings = PlannerSettings()
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
-        change = planner_settings(statement, parameters)
-        if change is not None:
-            settings[0] = change or None
-        elif statement.lstrip().upper().startswith("SELECT") and 'FROM "case"' in statement:
-            captured.append((statement, parameters, settings[0]))
+        if settings.saw(statement, parameters):
+            return
+        if statement.lstrip().upper().startswith("SELECT") and 'FROM "case"' in statement:
+            captured.append((statement, parameters, settings.current))
 
     load_before = os.getloadavg()
     try:

@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy import event, text
 
-from bench.common import BENCH_PG, make_app, planner_settings, settings_label, summary, timer
+from bench.common import BENCH_PG, PlannerSettings, make_app, settings_label, summary, timer
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 BIG_TABLES = ("case", "fact_step", "fact_action", "follow_up", "case_event")
@@ -27,16 +27,20 @@ def _client(app, username: str):
     return client
 
 
-def _time(client, path: str, repeats: int) -> dict:
-    response = client.get(path)
-    assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
-    samples = []
-    for _ in range(repeats):
+def _samples(client, path: str, count: int) -> list[float]:
+    """``count`` timings (ms) of a page that must answer 200."""
+    found = []
+    for _ in range(count):
         with timer() as took:
             response = client.get(path)
-        assert response.status_code == 200
-        samples.append(took["ms"])
-    return summary(samples)
+        assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
+        found.append(took["ms"])
+    return found
+
+
+def _time(client, path: str, repeats: int) -> dict:
+    _samples(client, path, 1)  # warm up
+    return summary(_samples(client, path, repeats))
 
 
 def _statements(app, client, path: str) -> list[tuple[str, object, float]]:
@@ -47,18 +51,15 @@ def _statements(app, client, path: str) -> list[tuple[str, object, float]]:
         engine = db.engine
     captured: list[tuple[str, object, float]] = []
     starts: list[float] = []
-    settings: list = [None]
+    settings = PlannerSettings()
 
     def before(_conn, _cursor, statement, parameters, _context, _many):
         starts.append(time.perf_counter())
 
     def after(_conn, _cursor, statement, parameters, _context, _many):
         ms = (time.perf_counter() - starts.pop()) * 1000
-        change = planner_settings(statement, parameters)
-        if change is not None:
-            settings[0] = change or None
-        else:  # explained later under the planner settings it ran with
-            captured.append((statement, (parameters, settings[0]), ms))
+        if not settings.saw(statement, parameters):  # explained later under the settings it ran with
+            captured.append((statement, (parameters, settings.current), ms))
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)

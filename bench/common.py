@@ -101,6 +101,23 @@ def planner_settings(statement: str, parameters) -> dict | None:
     return {"statement": statement, "parameters": values} if "off" in values.values() else {}
 
 
+class PlannerSettings:
+    """Follows the planner settings in force while a request runs its statements (see
+    :func:`planner_settings`): ``current`` is None or what the next captured statement must be explained
+    under."""
+
+    def __init__(self):
+        self.current: dict | None = None
+
+    def saw(self, statement: str, parameters) -> bool:
+        """Whether ``statement`` was a change of the settings (then not a statement to explain)."""
+        change = planner_settings(statement, parameters)
+        if change is None:
+            return False
+        self.current = change or None
+        return True
+
+
 def settings_label(settings: dict | None) -> str:
     """How a plan was made, for the reader: "(planned without: bitmapscan)" or ""."""
     if not settings:

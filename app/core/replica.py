@@ -66,6 +66,7 @@ def engine():
     app = current_app._get_current_object()
     found = app.extensions.get(EXTENSION)
     if found is None:
+        startup = pg_options(app.config)
         found = create_engine(
             app.config["REPLICA_DATABASE_URL"],
             pool_pre_ping=True,
@@ -73,7 +74,7 @@ def engine():
             max_overflow=3,
             connect_args={
                 "connect_timeout": 3,
-                **({"options": pg_options(app.config)} if pg_options(app.config) else {}),
+                **({"options": startup} if startup else {}),
             },
         )
         app.extensions[EXTENSION] = found
