@@ -67,6 +67,9 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    from app.core.i18n import install_template_gettext
+
+    install_template_gettext(app)
     bootstrap.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -106,3 +106,17 @@ def test_a_new_code_never_reuses_one_in_use(app, monkeypatch):
         codes = iter([used, "ZZZZ2222"])
         monkeypatch.setattr(services, "new_signoff_code", lambda: next(codes))
         assert services.unique_signoff_code() == "ZZZZ2222"
+
+
+def test_an_intake_whose_fresh_code_is_taken_gets_another(app, monkeypatch):
+    """The intake checks its fresh code together with the new id and reference (PostgreSQL) or on its own
+    (SQLite); a clash, however rare, must not give two cases one code."""
+    taken = make_case("grid_assigned")
+    with app.app_context():
+        used = load(taken).signoff_token
+    codes = iter([used, "ZZZZ3333"])
+    monkeypatch.setattr(services, "new_signoff_code", lambda: next(codes))
+    second = make_case("grid_assigned")
+    with app.app_context():
+        assert load(second).signoff_token == "ZZZZ3333"
+        assert load(taken).signoff_token == used

@@ -269,15 +269,22 @@ def user_for_token(secret: str) -> User | None:
     """The active user owning an unrevoked token, or None. Records the token's last use."""
     if not secret:
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_secret(secret)))
-    if token is None or token.is_revoked or not token.user.is_active:
+    found = db.session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == ApiToken.hash_secret(secret))
+    ).first()  # the token and its owner in one statement (every API call asks)
+    if found is None:
+        return None
+    token, user = found
+    if token.is_revoked or not user.is_active:
         return None
     now = utcnow()
     # Write the last-used time at most once a minute: a busy integration should not turn reads into writes.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         token.last_used_at = now
         db.session.flush()
-    return token.user
+    return user
 
 
 def revoke_token(actor: User, token_id: int) -> ApiToken:

@@ -179,12 +179,10 @@ def _name_change(kind: str, ids: list) -> str:
 
 
 def _category_name(code: str) -> str:
-    from sqlalchemy import select
-
     from app.cases.models import Category
-    from app.extensions import db
+    from app.org import lookups
 
-    category = db.session.scalar(select(Category).where(Category.code == code))
+    category = lookups.find(Category, code, by_name=False)  # the per-process cache
     return category.name if category else code
 
 

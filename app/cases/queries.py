@@ -31,6 +31,7 @@ from app.core.errors import ValidationError
 from app.core.params import parse_id, reasonable_instant
 from app.core.timeutil import parse_instant, utcnow
 from app.extensions import db
+from app.org import lookups
 from workflows import STATES
 
 MAX_PAGE = 100
@@ -426,11 +427,10 @@ def list_cases(
             created, case_id = decode_cursor(cursor)
             query = query.where(or_(Case.created_at < created, and_(Case.created_at == created, Case.id < case_id)))
         query = query.order_by(Case.created_at.desc(), Case.id.desc())
-    query = query.limit(limit + 1).options(
-        selectinload(Case.category), selectinload(Case.compound), selectinload(Case.assigned_grid_worker)
-    )
+    query = query.limit(limit + 1).options(selectinload(Case.assigned_grid_worker))
     with planning:
         rows = list(db.session.scalars(query))
+    lookups.prime_rows(rows)
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_due_cursor(rows[limit - 1]) if due_order else encode_cursor(rows[limit - 1])
@@ -466,11 +466,10 @@ def _search_newest(user, filters: CaseFilters, cursor: str | None, limit: int):
         .where(clause)
         .order_by(newest.created_at.desc(), newest.id.desc())
         .limit(limit + 1)
-        .options(
-            selectinload(newest.category), selectinload(newest.compound), selectinload(newest.assigned_grid_worker)
-        )
+        .options(selectinload(newest.assigned_grid_worker))
     )
     rows = list(db.session.scalars(query))
+    lookups.prime_rows(rows)
     if len(rows) <= limit:
         return None
     return rows[:limit], encode_cursor(rows[limit - 1])
@@ -553,6 +552,7 @@ def caller_history(user, phone: str, limit: int = 10) -> list[Case]:
         )
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(limit)
-        .options(selectinload(Case.category), selectinload(Case.compound))
     )
-    return list(db.session.scalars(query))
+    rows = list(db.session.scalars(query))
+    lookups.prime_rows(rows)
+    return rows

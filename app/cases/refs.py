@@ -80,16 +80,18 @@ def _case_sequence() -> str:
     return _case_sequences[key]
 
 
-def allocate(day: date | None) -> tuple[int, int | None]:
-    """A new case's id and, given ``day``, that day's next reference number — one statement.
+def allocate(day: date | None, code: str | None = None) -> tuple[int, int | None, bool]:
+    """A new case's id, given ``day`` that day's next reference number, and whether the sign-off ``code``
+    (a fresh candidate) is already used by a case or a linked report — one statement.
 
     Taking the id before the INSERT lets an intake write the case, its events, steps and notifications
     in one flush. Like the numbers, an id taken by an intake that fails is not reused.
     """
-    case_seq = _case_sequence()
-    if day is None:
-        return db.session.execute(text("SELECT nextval(CAST(:seq AS regclass))"), {"seq": case_seq}).scalar_one(), None
-    case_id, number = db.session.execute(
-        text(f"SELECT nextval(CAST(:seq AS regclass)), nextval('{_day_sequence(day)}')"), {"seq": case_seq}
-    ).one()
-    return case_id, number
+    columns = ["nextval(CAST(:seq AS regclass))", f"nextval('{_day_sequence(day)}')" if day is not None else "NULL"]
+    if code is not None:
+        columns.append(
+            'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
+            " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
+        )
+    row = db.session.execute(text(f"SELECT {', '.join(columns)}"), {"seq": _case_sequence(), "code": code}).one()
+    return row[0], row[1], bool(row[2]) if code is not None else False

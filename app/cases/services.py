@@ -126,14 +126,17 @@ def next_ref(now: datetime | None = None) -> str:
     return f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}"
 
 
-def _allocate(now: datetime, *, need_ref: bool) -> tuple[int | None, str | None]:
-    """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it) and, if ``need_ref``,
-    its reference number — on PostgreSQL both from their sequences in one statement."""
+def _allocate(now: datetime, *, need_ref: bool, need_code: bool) -> tuple[int | None, str | None, str | None]:
+    """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it), if ``need_ref`` its
+    reference number and if ``need_code`` a sign-off code no one uses — on PostgreSQL all three in one
+    statement (a fresh code is checked there; only a clash, rare, costs a second look-up)."""
     if db.session.get_bind().dialect.name != "postgresql":
-        return None, (next_ref(now) if need_ref else None)
+        return None, (next_ref(now) if need_ref else None), (unique_signoff_code() if need_code else None)
     day = to_local(now).date()
-    case_id, number = refs.allocate(day if need_ref else None)
-    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None)
+    candidate = new_signoff_code() if need_code else None
+    case_id, number, taken = refs.allocate(day if need_ref else None, candidate)
+    code = unique_signoff_code() if taken else candidate
+    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code
 
 
 # ------------------------------------------------------------------------------------------ intake
@@ -339,7 +342,7 @@ def register_case(
     now = now or utcnow()
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
-    case_id, new_ref = _allocate(now, need_ref=ref is None)
+    case_id, new_ref, new_code = _allocate(now, need_ref=ref is None, need_code=not signoff_token)
     case = Case(
         ref=ref or new_ref,
         category_id=category.id,
@@ -360,7 +363,7 @@ def register_case(
         resident_name=clean["resident_name"],
         resident_phone=clean["resident_phone"],
         resident_phone_last4=clean["resident_phone"][-4:] if clean["resident_phone"] else None,
-        signoff_token=signoff_token or unique_signoff_code(),
+        signoff_token=signoff_token or new_code,
         station_id=getattr(actor, "station_id", None) if getattr(actor, "role", None) == roles.CLERK else None,
         created_by_id=getattr(actor, "id", None),
         created_at=now,

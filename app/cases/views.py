@@ -34,6 +34,7 @@ from app.core.i18n import is_english
 from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
+from app.org import lookups
 from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm, ServiceStation
 from app.reports.followups import can_review
 from app.sla.services import load_calendar, policy_limit, timer_view
@@ -85,7 +86,7 @@ def index():
     except DomainError as error:
         flash(error.message, "danger")
         return redirect(url_for("cases.index"))
-    categories = db.session.scalars(select(Category).order_by(Category.sort_order)).all()
+    categories = lookups.categories()
     kept = {k: v for k, v in args.items() if k != "cursor" and v}
     if filters.mine:
         kept["mine"] = "1"
@@ -410,6 +411,7 @@ def render_case(
     status: int = 200,
     reassign_form: ReassignForm | None = None,
 ):
+    lookups.prime_case(case)  # its category and organisation from the cache, not one query each
     allowed = services.allowed_triggers(current_user, case)
     events = services.events_of(case)
     visited = {e.to_state for e in events if e.to_state} | {"registered"}
@@ -422,6 +424,12 @@ def render_case(
     show_phone = can_see_resident_phone(current_user, case)
     # the next likely action first, destructive ones last and set apart
     ordered = sorted(allowed, key=lambda name: TONE_ORDER.get(TRIGGERS[name].tone, 0))
+    every_report = case_reports.reports_of(case, active_only=False)
+    duplicates = []
+    if case.is_open:
+        found = services.possible_duplicates(case.category_id, case.compound_id, case.building_id, exclude_id=case.id)
+        duplicates = [other for other in found if services.can_view(current_user, other)]
+        lookups.prime_rows(duplicates)
     return render_template(
         "cases/show.html",
         case=case,
@@ -429,8 +437,8 @@ def render_case(
         main_actions=[name for name in ordered if TRIGGERS[name].tone != "danger"],
         danger_actions=[name for name in ordered if TRIGGERS[name].tone == "danger"],
         can_print=current_user.role in RECEIPT_ROLES,
-        reports=case_reports.reports_of(case),
-        report_refs={r.id: r.ref for r in case_reports.reports_of(case, active_only=False)},
+        reports=[r for r in every_report if r.unlinked_at is None],
+        report_refs={r.id: r.ref for r in every_report},
         report_answers={f.report_id: f for f in follow_ups if f.report_id},
         can_unlink=current_user.role in case_reports.UNLINK_ROLES and case.is_open,
         can_link=current_user.role in case_reports.LINK_ROLES and case.is_open,
@@ -449,15 +457,7 @@ def render_case(
         L=L,
         lang=_lang(),
         timer=timer_view(case, current_user),
-        duplicates=[
-            other
-            for other in services.possible_duplicates(
-                case.category_id, case.compound_id, case.building_id, exclude_id=case.id
-            )
-            if services.can_view(current_user, other)
-        ]
-        if case.is_open
-        else [],
+        duplicates=duplicates,
     ), status
 
 

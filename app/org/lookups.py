@@ -7,6 +7,7 @@ these tables empties it, in this process at once and in the others within a seco
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 from sqlalchemy import select
@@ -27,18 +28,21 @@ from app.org.models import (
     Street,
 )
 
-#: what readers of each kind use without a session: load it with the row
-_EAGER = {
-    Compound: (joinedload(Compound.community).joinedload(Community.street), joinedload(Compound.grid)),
-    Community: (joinedload(Community.street),),
-    Grid: (joinedload(Grid.community),),
-    ServiceStation: (joinedload(ServiceStation.community),),
-    Building: (),
-}
+
+@functools.cache
+def _eager() -> dict:
+    """What readers of each kind use without a session: loaded with the row (built on first use, once
+    every mapper is configured, so this module can be imported early)."""
+    return {
+        Compound: (joinedload(Compound.community).joinedload(Community.street), joinedload(Compound.grid)),
+        Community: (joinedload(Community.street),),
+        Grid: (joinedload(Grid.community),),
+        ServiceStation: (joinedload(ServiceStation.community),),
+    }
 
 
 def _options(model):
-    return _EAGER.get(model, ())
+    return _eager().get(model, ())
 
 
 def _by_id(model, number: int):
@@ -122,6 +126,24 @@ def prime_case(case) -> None:
         (ServiceStation, case.station_id),
     ):
         get(model, number)
+
+
+def categories() -> tuple[Category, ...]:
+    """Every category in its sort order (the list filter's options): detached instances, read only."""
+
+    def load(session: Session):
+        return tuple(session.scalars(select(Category).order_by(Category.sort_order)))
+
+    return settings_cache.get(("categories",), load)
+
+
+def prime_rows(cases) -> None:
+    """Put the categories and compounds a page of cases shows into the session from the cache, so
+    ``case.category`` and ``case.compound`` are answered from the identity map (no SQL per page)."""
+    for number in {case.category_id for case in cases}:
+        get(Category, number)
+    for number in {case.compound_id for case in cases if case.compound_id is not None}:
+        get(Compound, number)
 
 
 keep_alive = settings_cache.keep_alive

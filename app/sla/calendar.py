@@ -133,6 +133,10 @@ class WorkCalendar:
     fallback_weekdays: frozenset[int] = DEFAULT_WEEKDAYS
     #: years looked at that had no published schedule (filled while computing)
     missing_years: set[int] = field(default_factory=set)
+    #: answers of :meth:`is_working_day` so far (the package scans its whole table on every call; an intake
+    #: or a queue page asks about the same few days dozens of times). Not an init field: a copy made with
+    #: ``dataclasses.replace`` (other overrides, a fresh ``missing_years``) starts with its own.
+    _known_days: dict[date, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -------------------------------------------------------------------------------- working days
 
@@ -149,6 +153,12 @@ class WorkCalendar:
         return year in self.confirmed_years or self.year_published(year)
 
     def is_working_day(self, day: date) -> bool:
+        known = self._known_days.get(day)
+        if known is None:
+            known = self._known_days[day] = self._is_working_day(day)
+        return known
+
+    def _is_working_day(self, day: date) -> bool:
         if day in self.overrides:
             return self.overrides[day]
         try:
