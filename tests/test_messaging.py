@@ -253,13 +253,21 @@ def test_quotas_per_number_and_per_day(ctx, app, aliyun, monkeypatch):
     statuses = [resident_rows(load(ref))[0].status for ref in refs]
     assert statuses == ["pending", "pending", "skipped"]
     assert resident_rows(load(refs[2]))[0].last_error == "daily quota for this number reached"
+    # the system's daily total is enforced by the sender: the first two receipts go, the third is kept unsent
     monkeypatch.setitem(app.config, "SMS_MAX_PER_RECIPIENT_PER_DAY", 10)
     monkeypatch.setitem(app.config, "SMS_MAX_PER_DAY", 2)
-    other = load(make_case(resident_phone="13900003333", now=WED_0900))
-    assert resident_rows(other)[0].last_error == "daily SMS quota reached"
+    other = load(make_case(resident_phone="13900003333", now=WED_0900 + timedelta(minutes=5)))
+    assert resident_rows(other)[0].status == "pending"
+    result = notify.deliver_pending(WED_0900 + timedelta(minutes=10))
+    assert result.sent == 2
+    assert [m.status for m in resident_rows(load(refs[0])) + resident_rows(load(refs[1]))] == ["sent", "sent"]
+    held = resident_rows(other)[0]
+    assert (held.status, held.last_error) == ("skipped", "daily SMS quota reached")
     # the next day the counts start again
     tomorrow = load(make_case(resident_phone="13900003333", now=WED_0900 + timedelta(days=1)))
     assert resident_rows(tomorrow)[0].status == "pending"
+    assert notify.deliver_pending(WED_0900 + timedelta(days=1, minutes=1)).sent == 1
+    assert resident_rows(tomorrow)[0].status == "sent"
 
 
 def test_reminder_before_auto_close_once(ctx, aliyun):

@@ -316,12 +316,20 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    daily_total = None
     for message in messages:
         channel_class = CHANNELS.get(message.channel)
         try:
             outgoing = _outgoing(message, now)
             if outgoing is None:
                 continue
+            if message.audience == "resident":
+                from app.notify.resident import DailyTotal
+
+                daily_total = daily_total or DailyTotal(now)
+                if daily_total.reached():
+                    message.status, message.last_error = "skipped", "daily SMS quota reached"
+                    continue
             if channel_class is None:
                 raise DeliveryError(f"unknown channel {message.channel}")
             channel_class().deliver(message.recipient, outgoing)
@@ -340,6 +348,8 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
             message.status = "sent"
             message.sent_at = now
             result.sent += 1
+            if message.audience == "resident" and daily_total is not None:
+                daily_total.count += 1
     db.session.flush()
     return result
 
