@@ -38,7 +38,7 @@ def test_supervisors_land_on_the_overdue_board(client, auth, ctx):
     html = response.get_data(as_text=True)
     assert response.request.path == "/board"
     assert a in html and b in html and other not in html  # scope: only their community
-    assert 'id="overdue-count"' in html  # the navigation's count
+    assert re.search(r'id="overdue-count"[^>]*>2<', html)  # the navigation's count
     count = re.search(r'data-count="red"[^>]*>.*?fs-3[^>]*>(\d+)<', html, re.S)
     assert count and int(count.group(1)) == 2
     assert "杏花村第一网格" in html or "阳光花园" in html  # grouped by compound
@@ -305,3 +305,15 @@ def test_api_indicators_and_ratings(client, ctx):
     assert client.get("/api/v1/ratings?month=nov", headers=headers).status_code == 422
     scoped = client.get("/api/v1/indicators?period=2026-11", headers=_token("supervisor2")).get_json()
     assert scoped["total"]["follow_ups"] == 0  # another community's supervisor sees none of these
+
+
+def test_the_overdue_badge_is_capped(ctx, monkeypatch):
+    """The navigation counts overdue cases only up to the cap ("99+"): a short scan on every page."""
+    from app.reports import board
+    from tests.factories import user
+
+    _overdue_cases()
+    supervisor = user("supervisor1")
+    assert board.overdue_count(supervisor) == 2
+    assert board.overdue_count(supervisor, cap=1) == 1
+    assert board.overdue_count(user("firm1")) == 0  # no board, no count

@@ -140,6 +140,15 @@ OPEN_WORK_INDEXES = (
             postgresql_where=text(FIRM_WORK),
             sqlite_where=text(FIRM_WORK),
         ),
+        # one channel's open cases by deadline (a rare channel such as the 12345 hotline in a large scope)
+        Index(
+            "ix_case_open_channel_due",
+            "channel",
+            "due_at",
+            "id",
+            postgresql_where=text(_OPEN),
+            sqlite_where=text(_OPEN),
+        ),
     ]
 )
 

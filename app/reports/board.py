@@ -22,6 +22,7 @@ from app.auth import roles
 from app.auth.models import User
 from app.auth.permissions import scope_clause
 from app.cases.models import Case
+from app.cases.queries import COUNT_CAP
 from app.core.errors import DomainError, ValidationError
 from app.core.timeutil import utcnow
 from app.extensions import db
@@ -93,18 +94,18 @@ def escalated_clause(user):
     return scope_clause(user, Case) & (Case.escalation_level > 0) & (Case.state != "closed")
 
 
-def overdue_count(user) -> int:
-    """Cases in ``user``'s scope past their deadline (yellow or red card): the navigation's badge."""
+def overdue_count(user, cap: int = COUNT_CAP) -> int:
+    """Cases in ``user``'s scope past their deadline (yellow or red card), counted up to ``cap``: the
+    navigation's badge ("99+"), a short index range scan on every page however large the scope."""
     if not can_see_board(user):
         return 0
-    return int(
-        db.session.scalar(
-            select(func.count())
-            .select_from(Case)
-            .where(scope_clause(user, Case), Case.escalation_level >= 2, Case.state != "closed")
-        )
-        or 0
+    overdue = (
+        select(Case.id)
+        .where(scope_clause(user, Case), Case.escalation_level >= 2, Case.state != "closed")
+        .limit(cap)
+        .subquery()
     )
+    return int(db.session.scalar(select(func.count()).select_from(overdue)) or 0)
 
 
 def build(user, now: datetime | None = None) -> Board:

@@ -13,6 +13,7 @@ from flask_login import current_user
 from app.audit.services import record_audit
 from app.auth import roles
 from app.auth.permissions import role_required
+from app.cases.queries import QueueCounts
 from app.core.errors import DomainError
 from app.core.params import parse_id
 from app.core.replica import reading_from_replica, reads_from_replica
@@ -314,7 +315,8 @@ def follow_up_validity(follow_up_id: int):
 def _nav_counts():
     def overdue_badge():
         if not (current_user and current_user.is_authenticated and board_service.can_see_board(current_user)):
-            return 0
-        return board_service.overdue_count(current_user)
+            return ""
+        count = board_service.overdue_count(current_user)
+        return QueueCounts.show(count) if count else ""  # "99+" beyond the cap
 
     return {"overdue_badge": overdue_badge}
