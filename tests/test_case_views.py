@@ -247,6 +247,10 @@ def test_supervisor_reassigns_from_the_case_page(client, auth, app):
 
         grid2 = str(user("grid2").id)
     form_page = f"/cases/{ref}"
+    options = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', client.get(form_page).get_data(as_text=True))
+    offered = {name.split(" · ")[0] for _value, name in options}
+    assert "刘芳（网格员）" in offered and "王磊（网格员）" in offered  # grid1 and grid2: the supervisor's community
+    assert "赵强（网格员）" not in offered  # grid3 works in another community
     missing = client.post(
         f"/cases/{ref}/reassign", data={"csrf_token": csrf_token(client, form_page), "reassign-grid_worker": grid2}
     )

@@ -35,7 +35,16 @@ from app.core.params import parse_id
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.org import lookups
-from app.org.models import Building, Community, Compound, FirmContract, PartyBranch, PropertyFirm, ServiceStation
+from app.org.models import (
+    Building,
+    Community,
+    Compound,
+    FirmContract,
+    Grid,
+    PartyBranch,
+    PropertyFirm,
+    ServiceStation,
+)
 from app.reports.followups import can_review
 from app.sla.services import load_calendar, policy_limit, timer_view
 from workflows import OPEN_STATES, STATES, TRIGGERS, WORKFLOWS
@@ -467,14 +476,18 @@ TONE_ORDER = {"secondary": 1, "danger": 2}
 def _reassign_form(case: Case) -> ReassignForm:
     form = ReassignForm(prefix="reassign")
     form.version.data = str(case.version)
-    workers = db.session.scalars(
-        select(User).where(User.role == roles.GRID_WORKER, User.active.is_(True)).order_by(User.username)
-    ).all()
+    # the active grid workers with their grids in one statement (a community supervisor: only its own)
+    workers = (
+        select(User.id, User.display_name, Grid.name)
+        .outerjoin(Grid, Grid.id == User.grid_id)
+        .where(User.role == roles.GRID_WORKER, User.active.is_(True))
+        .order_by(User.username)
+    )
     area = current_user
     if area.role == roles.SUPERVISOR and area.community_id:
-        workers = [w for w in workers if w.grid and w.grid.community_id == area.community_id]
+        workers = workers.where(Grid.community_id == area.community_id)
     form.grid_worker.choices = [SelectChoice("", _("No change"))] + [
-        SelectChoice(str(w.id), f"{w.display_name} · {w.grid.name if w.grid else ''}") for w in workers
+        SelectChoice(str(worker_id), f"{name} · {grid or ''}") for worker_id, name, grid in db.session.execute(workers)
     ]
     form.firm.choices = [SelectChoice("", _("No change"))] + [
         SelectChoice(str(f.id), f.name) for f in db.session.scalars(select(PropertyFirm).order_by(PropertyFirm.code))
