@@ -31,6 +31,7 @@ ROUNDS = 4
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- queues:begin -->", "<!-- queues:end -->"
+NOTES_BEGIN, NOTES_END = "<!-- queues:notes:begin -->", "<!-- queues:notes:end -->"
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
 GIVEN = [
@@ -337,6 +338,9 @@ def render(data: dict, total: int, open_cases: int) -> str:
         "p50 / p95 on 2026-12-01).",
         "Counts on the chips and in the navigation are capped at 99+ so they stay short index scans.",
         "",
+        NOTES_BEGIN,
+        NOTES_END,
+        "",
         "### Query plans (the list statement of each request; for the first, also the chip counts)",
         "",
     ]
@@ -350,7 +354,12 @@ def render(data: dict, total: int, open_cases: int) -> str:
 
 
 def write_doc(section: str) -> None:
+    """Replace the section in the document, keeping the findings written between the notes markers (what
+    a reader learns from a run is written by hand; a re-run keeps it until it is edited)."""
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if NOTES_BEGIN in current and NOTES_END in current:
+        notes = current.split(NOTES_BEGIN, 1)[1].split(NOTES_END, 1)[0]
+        section = section.replace(NOTES_BEGIN + "\n" + NOTES_END, NOTES_BEGIN + notes + NOTES_END)
     if BEGIN in current and END in current:
         head, rest = current.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]
