@@ -177,11 +177,17 @@ def test_possible_duplicates_are_listed_at_intake(ctx):
         ),
         user("clerk1"),
     )
-    refs = [c.ref for c in third.possible_duplicates]
+    refs = third.possible_duplicates  # the references (same building first)
     assert refs[0] == first and len(refs) == 2
     assert services.events_of(third)[0].payload["possible_duplicates"] == refs
+    # the same cases, as cases, for the pages that show them
+    found = services.possible_duplicates(third.category_id, third.compound_id, third.building_id, exclude_id=third.id)
+    assert [c.ref for c in found] == refs
     # older than 7 days or closed: not a hint
     assert services.possible_duplicates(third.category_id, third.compound_id, now=utcnow() + timedelta(days=8)) == []
+    assert (
+        services.possible_duplicate_refs(third.category_id, third.compound_id, now=utcnow() + timedelta(days=8)) == []
+    )
 
 
 # ----------------------------------------------------------------------------------------- lifecycle

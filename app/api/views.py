@@ -222,7 +222,7 @@ def create_case(user):
         # the same rule as the intake form: only compounds in one's own area
         raise ValidationError(_("Choose a compound in your area."), field="compound")
     detail = S.case_detail(case, user, allowed=services.allowed_triggers(user, case), attachments=[])
-    result = {**detail, "possible_duplicates": [c.ref for c in case.possible_duplicates]}
+    result = {**detail, "possible_duplicates": list(case.possible_duplicates)}
     if record is not None:
         idempotency.complete(record, 201, result, case.id)
     return json_response(result, 201, {"Location": _case_url(case.ref)})
