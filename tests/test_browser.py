@@ -214,3 +214,33 @@ def test_sign_out_everywhere_asks_first_then_signs_out(browser, live_url):
     assert "/login" in page.url
     assert page.csp_violations == []
     page.close()
+
+
+def test_countdown_says_overdue_without_a_zero(browser, live_url):
+    """A step past its deadline by less than a minute of its working time (due at 17:30, evening now) reads
+    "已超期", not "已超期 0 分钟"; further past, it says by how much."""
+    page = _watch_csp(browser.new_page(viewport={"width": 1280, "height": 900}))
+    page.clock.install()
+    page.goto(live_url + "/login")
+    page.fill("#username", "supervisor1")
+    page.fill("#password", "Demo@2026")
+    page.click("main button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(live_url + "/cases")
+    rows = page.locator(".queue-row .countdown")
+    assert rows.count() >= 2
+    page.evaluate(
+        """() => {
+          const [a, b] = document.querySelectorAll(".queue-row .countdown");
+          for (const [el, left] of [[a, "0"], [b, "-90"]]) {
+            el.setAttribute("data-working", "1");
+            el.setAttribute("data-left", left);
+            el.setAttribute("data-due", String(Date.now() - 3 * 3600 * 1000));
+          }
+        }"""
+    )
+    page.clock.run_for(31_000)  # the next tick of the countdown
+    assert rows.nth(0).inner_text().strip() == "已超期"
+    later = rows.nth(1).inner_text().strip()
+    assert later == "已超期 1 小时 30 分钟 (工作时间)", later
+    assert page.locator(".queue-row").nth(0).get_attribute("data-level") == "2"

@@ -12,6 +12,9 @@
   var loaded = Date.now();
   var fmtLeft = list.getAttribute("data-fmt-left") || "{t} left";
   var fmtOver = list.getAttribute("data-fmt-over") || "overdue by {t}";
+  // past the deadline by less than a minute of the step's time (e.g. due at 17:30, evening now: no working
+  // time has passed since) — "overdue", not "overdue by 0 min"
+  var justOver = list.getAttribute("data-overdue") || "overdue";
   var unitD = list.getAttribute("data-unit-d") || "d";
   var unitH = list.getAttribute("data-unit-h") || "h";
   var unitM = list.getAttribute("data-unit-m") || "min";
@@ -52,8 +55,15 @@
       } else {
         left = (due - now) / 60000;
       }
-      var text = left > 0 ? fmtLeft.replace("{t}", human(left, working)) : fmtOver.replace("{t}", human(left, working));
-      if (working && workingLabel) { text += " (" + workingLabel + ")"; }
+      var text;
+      if (left > 0) {
+        text = fmtLeft.replace("{t}", human(left, working));
+      } else if (left > -1) {
+        text = justOver;
+      } else {
+        text = fmtOver.replace("{t}", human(left, working));
+      }
+      if (working && workingLabel && text !== justOver) { text += " (" + workingLabel + ")"; }
       el.textContent = text;
       var row = el.closest(".queue-row");
       if (!row) { continue; }
