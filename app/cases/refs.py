@@ -21,6 +21,7 @@ from datetime import date
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.core.bulk import IdPool
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -80,18 +81,24 @@ def _case_sequence() -> str:
     return _case_sequences[key]
 
 
-def allocate(day: date | None, code: str | None = None) -> tuple[int, int | None, bool]:
-    """A new case's id, given ``day`` that day's next reference number, and whether the sign-off ``code``
-    (a fresh candidate) is already used by a case or a linked report — one statement.
+def allocate(
+    day: date | None, code: str | None = None, ids: dict[str, int] | None = None
+) -> tuple[int, int | None, bool, IdPool]:
+    """A new case's id, given ``day`` that day's next reference number, whether the sign-off ``code`` (a fresh
+    candidate) is already used by a case or a linked report, and ``ids`` (table → how many) taken ahead for the
+    rows the intake will write with the case — one statement.
 
-    Taking the id before the INSERT lets an intake write the case, its events, steps and notifications
-    in one flush. Like the numbers, an id taken by an intake that fails is not reused.
+    Taking the ids before the INSERT lets an intake write the case, its events, steps and receipt in one
+    statement. Like the numbers, an id taken by an intake that fails (or not needed) is not reused.
     """
+    ids = ids or {}
     columns = ["nextval(CAST(:seq AS regclass))", f"nextval('{_day_sequence(day)}')" if day is not None else "NULL"]
-    if code is not None:
-        columns.append(
-            'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
-            " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
-        )
+    columns.append(
+        'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
+        " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
+        if code is not None
+        else "false"
+    )
+    columns += IdPool.columns(ids)
     row = db.session.execute(text(f"SELECT {', '.join(columns)}"), {"seq": _case_sequence(), "code": code}).one()
-    return row[0], row[1], bool(row[2]) if code is not None else False
+    return row[0], row[1], bool(row[2]), IdPool.from_row(ids, row[3:])

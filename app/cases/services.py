@@ -26,14 +26,16 @@ from app.cases import attachments, refs
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR, ResidentActor, is_person
 from app.cases.models import CHANNELS, URGENCIES, URGENCY_URGENT, Case, CaseEvent, Category, FollowUp, RefCounter
-from app.core import throttle
+from app.core import bulk, throttle
 from app.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from app.core.timeutil import to_local, utcnow
 from app.extensions import db
 from app.notify import resident as resident_messages
+from app.notify.models import OutboundMessage
 from app.org import lookups
 from app.org.models import Building, Compound, PartyBranch, PropertyFirm, Street
 from app.reports import facts
+from app.reports.models import StepFact
 from app.sla import services as sla
 from workflows import OPEN_STATES
 from workflows import definitions as d
@@ -126,17 +128,21 @@ def next_ref(now: datetime | None = None) -> str:
     return f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}"
 
 
-def _allocate(now: datetime, *, need_ref: bool, need_code: bool) -> tuple[int | None, str | None, str | None]:
+def _allocate(
+    now: datetime, *, need_ref: bool, need_code: bool, ids: dict[str, int]
+) -> tuple[int | None, str | None, str | None, bulk.IdPool]:
     """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it), if ``need_ref`` its
-    reference number and if ``need_code`` a sign-off code no one uses — on PostgreSQL all three in one
-    statement (a fresh code is checked there; only a clash, rare, costs a second look-up)."""
+    reference number, if ``need_code`` a sign-off code no one uses, and the ``ids`` of the rows written with
+    the case — on PostgreSQL all in one statement (a fresh code is checked there; only a clash, rare, costs a
+    second look-up)."""
     if db.session.get_bind().dialect.name != "postgresql":
-        return None, (next_ref(now) if need_ref else None), (unique_signoff_code() if need_code else None)
+        code = unique_signoff_code() if need_code else None
+        return None, (next_ref(now) if need_ref else None), code, bulk.IdPool()
     day = to_local(now).date()
     candidate = new_signoff_code() if need_code else None
-    case_id, number, taken = refs.allocate(day if need_ref else None, candidate)
+    case_id, number, taken, pool = refs.allocate(day if need_ref else None, candidate, ids)
     code = unique_signoff_code() if taken else candidate
-    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code
+    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code, pool
 
 
 # ------------------------------------------------------------------------------------------ intake
@@ -362,7 +368,9 @@ def register_case(
     now = now or utcnow()
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
-    case_id, new_ref, new_code = _allocate(now, need_ref=ref is None, need_code=not signoff_token)
+    # the rows written with the case: "created" and "route" events, the two steps, the resident's receipt
+    written = {"case_event": 2, "fact_step": 2, "outbound_message": 1 if clean["resident_phone"] else 0}
+    case_id, new_ref, new_code, pool = _allocate(now, need_ref=ref is None, need_code=not signoff_token, ids=written)
     case = Case(
         ref=ref or new_ref,
         category_id=category.id,
@@ -431,7 +439,8 @@ def register_case(
         if case.assigned_grid_worker_id is not None:
             case.needs_routing = False
             routed = fire(case, "route", SYSTEM_ACTOR, now=now, lock=False, flush=False)
-    db.session.flush()
+    if not bulk.write_new((Case, CaseEvent, StepFact, OutboundMessage), pool):
+        db.session.flush()  # SQLite, or anything unexpected in the session: the unit of work
     # notifications are written with set-based INSERTs that refer to the case row: after the flush
     if routed is not None:
         sla.notify_transition(case, routed)

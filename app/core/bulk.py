@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, text
+from sqlalchemy import bindparam, insert, inspect, text
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.extensions import db
 
@@ -47,3 +48,124 @@ def insert_rows(model, rows: Sequence[dict], *, return_ids: bool = False) -> lis
         for row in rows:
             copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
     return ids
+
+
+# ------------------------------------------------------------------ new rows of a request in one statement
+
+
+class IdPool:
+    """Ids taken ahead from the tables' sequences (PostgreSQL), handed to new rows by :func:`write_new`."""
+
+    def __init__(self, ids: dict[str, list[int]] | None = None):
+        self.ids = {table: list(values) for table, values in (ids or {}).items()}
+
+    @staticmethod
+    def columns(counts: dict[str, int]) -> list[str]:
+        """SQL expressions taking ``count`` ids of each table (one array column per table), to be selected
+        with other values in one statement; :meth:`from_row` reads them back."""
+        return [
+            f"ARRAY(SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) FROM generate_series(1, {int(n)}))"
+            for table, n in counts.items()
+        ]
+
+    @classmethod
+    def from_row(cls, counts: dict[str, int], values) -> IdPool:
+        return cls({table: list(value) for table, value in zip(counts, values, strict=True)})
+
+    def take(self, table: str) -> int | None:
+        free = self.ids.get(table)
+        return free.pop(0) if free else None
+
+
+def _row_of(obj) -> dict | None:
+    """The column values of a new instance for its INSERT (the instance gets each default it lacked), or None
+    when a column would need the database to fill it (then the caller lets the unit of work flush)."""
+    mapper = inspect(obj).mapper
+    values = obj.__dict__
+    row = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if prop.key in values:
+            row[column.name] = values[prop.key]
+            continue
+        if column is mapper.version_id_col:
+            value = 1  # what the unit of work's version counter gives a new row
+        elif column.default is not None and column.default.is_scalar:
+            value = column.default.arg
+        elif column.default is None and column.server_default is None and column.nullable and not column.primary_key:
+            value = None
+        else:
+            return None
+        setattr(obj, prop.key, value)
+        row[column.name] = value
+    return row
+
+
+#: the statement of each shape of writes (tables, rows, columns): built once per process — SQLAlchemy does not
+#: cache the compiled form of multi-row INSERTs inside CTEs, and compiling one took longer than the round trips
+#: it saves
+_STATEMENTS: dict[tuple, object] = {}
+
+
+def _statement(shape: tuple):
+    """``WITH w_case AS (INSERT …), w_case_event AS (INSERT …) … SELECT 1`` with one typed parameter
+    (``p0``, ``p1`` …) per value, in the order of the tables, their rows and their columns."""
+    statement = _STATEMENTS.get(shape)
+    if statement is not None:
+        return statement
+    parts, binds, n = [], [], 0
+    for table, count, columns in shape:
+        tuples = []
+        for _row in range(count):
+            names = []
+            for column in columns:
+                binds.append(bindparam(f"p{n}", type_=table.c[column].type))
+                names.append(f":p{n}")
+                n += 1
+            tuples.append(f"({', '.join(names)})")
+        listed = ", ".join(f'"{column}"' for column in columns)
+        parts.append(f'w_{table.name} AS (INSERT INTO "{table.name}" ({listed}) VALUES {", ".join(tuples)})')
+    statement = text(f"WITH {', '.join(parts)} SELECT 1").bindparams(*binds)
+    if len(_STATEMENTS) < 64:
+        _STATEMENTS[shape] = statement
+    return statement
+
+
+def write_new(models: Sequence[type], pool: IdPool) -> bool:
+    """Write the session's new instances — all of them of ``models``, parents first — as one statement of
+    data-modifying CTEs, then make them persistent as if flushed (PostgreSQL; ids from ``pool`` where an
+    instance has none). Returns False, having written nothing, when the session holds anything else (other
+    new, changed or deleted instances) or an id or a value is missing: the caller then flushes as usual.
+
+    An intake writes its case, events, steps and receipt this way: one round trip instead of four INSERTs,
+    and none of the unit of work's bookkeeping (a quarter of an intake's time). The session's ``after_flush``
+    listeners run as for a flush (the request's metrics count intakes there).
+    """
+    session = db.session()  # the request's Session (its events, not the scoped proxy)
+    if session.get_bind().dialect.name != "postgresql" or session.dirty or session.deleted:
+        return False
+    new = list(session.new)
+    if not new or any(type(obj) not in models for obj in new):
+        return False
+    for obj in new:
+        if obj.id is None:
+            obj.id = pool.take(type(obj).__table__.name)
+            if obj.id is None:
+                return False
+    rows: dict[type, list[dict]] = {model: [] for model in models}
+    for obj in sorted(new, key=lambda o: (models.index(type(o)), o.id)):
+        row = _row_of(obj)
+        if row is None:
+            return False
+        rows[type(obj)].append(row)
+    batches = [(model.__table__, batch) for model, batch in rows.items() if batch]
+    statement = _statement(tuple((table, len(batch), tuple(batch[0])) for table, batch in batches))
+    flat = (value for _table, batch in batches for row in batch for value in row.values())
+    with session.no_autoflush:  # an autoflush would INSERT the same instances through the unit of work
+        session.execute(statement, {f"p{n}": value for n, value in enumerate(flat)})
+    session.dispatch.after_flush(session, None)
+    for obj in new:
+        session.expunge(obj)
+        make_transient_to_detached(obj)
+        session.add(obj)
+    return True

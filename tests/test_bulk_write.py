@@ -1,0 +1,95 @@
+"""An intake's rows written as one statement (``app.core.bulk.write_new``, PostgreSQL): the same rows as the
+unit of work would write, persistent afterwards, and a fall back to the unit of work whenever the session
+holds anything it does not handle."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.cases import services
+from app.cases.models import Case, CaseEvent
+from app.core import bulk
+from app.extensions import db
+from app.notify.models import OutboundMessage
+from app.reports.models import StepFact
+from tests.conftest import IS_POSTGRES
+from tests.factories import user
+
+pytestmark = pytest.mark.skipif(not IS_POSTGRES, reason="needs PostgreSQL (set TEST_DATABASE_URL)")
+
+SKIP = {"id", "case_id", "ref", "signoff_token", "created_at", "updated_at", "state_entered_at", "entered_at"}
+SKIP |= {"left_at", "next_attempt_at", "params", "payload"}
+
+
+def _intake(phone="13912340000"):
+    return services.Intake(
+        category="water_leak",
+        description="5栋地下室漏水",
+        compound="X01",
+        building="5栋",
+        resident_name="林女士",
+        resident_phone=phone,
+        channel="phone",
+    )
+
+
+def _rows(case_id: int) -> dict:
+    def plain(obj):
+        return {c.name: getattr(obj, c.key) for c in obj.__mapper__.columns if c.name not in SKIP}
+
+    db.session.expire_all()
+    return {
+        "case": plain(db.session.get(Case, case_id)),
+        "events": [plain(e) for e in db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))],
+        "steps": [
+            plain(s)
+            for s in db.session.scalars(select(StepFact).where(StepFact.case_id == case_id).order_by(StepFact.id))
+        ],
+        "messages": [
+            plain(m) for m in db.session.scalars(select(OutboundMessage).where(OutboundMessage.case_id == case_id))
+        ],
+    }
+
+
+def test_one_statement_writes_what_the_unit_of_work_writes(ctx, monkeypatch):
+    clerk = user("clerk1")
+    fast = services.register_case(_intake(), clerk)
+    assert fast in db.session and not db.session.new  # persistent, nothing left to insert
+    db.session.commit()  # commits without a second INSERT (a duplicate key would raise)
+    monkeypatch.setattr(bulk, "write_new", lambda *args, **kwargs: False)
+    slow = services.register_case(_intake(), clerk)
+    db.session.commit()
+    assert fast.id != slow.id
+    one, other = _rows(fast.id), _rows(slow.id)
+    assert len(one["events"]) == 2 and len(one["steps"]) == 2 and len(one["messages"]) == 1
+    assert one == other
+    assert db.session.get(Case, fast.id).version == 1 and db.session.get(Case, fast.id).state == "grid_assigned"
+
+
+def test_the_written_case_changes_like_any_other(ctx):
+    case = services.register_case(_intake(), user("clerk1"))
+    db.session.commit()
+    services.fire(case, "grid_accept", user("grid1"))
+    db.session.commit()
+    db.session.expire_all()
+    again = db.session.get(Case, case.id)
+    assert again.state == "grid_handling" and again.version == 2  # the optimistic lock counts from 1
+
+
+def test_falls_back_when_the_session_holds_something_else(ctx):
+    clerk = user("clerk1")
+    clerk.display_name = clerk.display_name + " "  # a changed instance: not an intake's rows only
+    event = CaseEvent(case_id=None, kind="note", actor_role="clerk", actor_name="x")
+    db.session.add(event)
+    assert bulk.write_new((Case, CaseEvent), bulk.IdPool({"case_event": [1]})) is False
+    assert event in db.session.new and event.id is None  # nothing written, nothing taken
+    db.session.rollback()
+
+
+def test_falls_back_when_an_id_is_missing(ctx):
+    event = CaseEvent(case_id=None, kind="note", actor_role="clerk", actor_name="x")
+    db.session.add(event)
+    assert bulk.write_new((CaseEvent,), bulk.IdPool({})) is False
+    assert event in db.session.new
+    db.session.rollback()
