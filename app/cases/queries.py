@@ -469,9 +469,9 @@ def _search_newest(user, filters: CaseFilters, cursor: str | None, limit: int):
         .options(selectinload(newest.assigned_grid_worker))
     )
     rows = list(db.session.scalars(query))
-    lookups.prime_rows(rows)
     if len(rows) <= limit:
         return None
+    lookups.prime_rows(rows)
     return rows[:limit], encode_cursor(rows[limit - 1])
 
 

@@ -117,14 +117,14 @@ def signoff_link(case: Case) -> str:
 # ------------------------------------------------------------------------------------------ queue
 
 
-def _sent_today(phone: str | None, now: datetime, cap: int):
-    """The resident messages queued or sent today (to ``phone``, or to anyone), counted up to ``cap``: a
+def _sent_today(phone: str | None, now: datetime, cap: int, statuses: tuple[str, ...] = ("pending", "sent")):
+    """The resident messages of today in ``statuses`` (to ``phone``, or to anyone), counted up to ``cap``: a
     bounded index range scan however busy the day."""
     local = to_local(now)
     start = datetime.combine(local.date(), time(0), app_tz())
     query = select(OutboundMessage.id).where(
         OutboundMessage.audience == "resident",
-        OutboundMessage.status.in_(("pending", "sent")),
+        OutboundMessage.status.in_(statuses),
         OutboundMessage.created_at >= start,
         OutboundMessage.created_at < start + timedelta(days=1),
     )
@@ -145,7 +145,7 @@ def _refusal(phone: str, now: datetime) -> str | None:
     """Why a message to ``phone`` must not be queued (opted out, its daily quota), or None. One statement
     of a few index entries: an intake asks this for every resident with a mobile number.
 
-    The system's daily total is the sender's to enforce (:func:`over_daily_total`): counting up to it here
+    The system's daily total is the sender's to enforce (:class:`DailyTotal`): counting up to it here
     read up to ``SMS_MAX_PER_DAY`` index entries on every intake late in a busy day."""
     opted_out, to_number = db.session.execute(standing_query(phone, now)).one()
     if opted_out:
@@ -161,20 +161,7 @@ class DailyTotal:
 
     def __init__(self, now: datetime):
         self.cap = current_app.config["SMS_MAX_PER_DAY"]
-        local = to_local(now)
-        start = datetime.combine(local.date(), time(0), app_tz())
-        sent = (
-            select(OutboundMessage.id)
-            .where(
-                OutboundMessage.audience == "resident",
-                OutboundMessage.status == "sent",
-                OutboundMessage.created_at >= start,
-                OutboundMessage.created_at < start + timedelta(days=1),
-            )
-            .limit(self.cap)
-            .subquery()
-        )
-        self.count = db.session.scalar(select(func.count()).select_from(sent))
+        self.count = db.session.scalar(select(_sent_today(None, now, self.cap, statuses=("sent",))))
 
     def reached(self) -> bool:
         return self.count >= self.cap

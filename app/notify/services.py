@@ -307,6 +307,8 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
 
     Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so two scheduler processes never send one twice.
     """
+    from app.notify.resident import DailyTotal  # resident imports this module
+
     now = now or utcnow()
     result = DeliveryResult()
     messages = db.session.scalars(
@@ -324,8 +326,6 @@ def deliver_pending(now: datetime | None = None, limit: int = 200) -> DeliveryRe
             if outgoing is None:
                 continue
             if message.audience == "resident":
-                from app.notify.resident import DailyTotal
-
                 daily_total = daily_total or DailyTotal(now)
                 if daily_total.reached():
                     message.status, message.last_error = "skipped", "daily SMS quota reached"
