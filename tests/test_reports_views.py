@@ -317,3 +317,31 @@ def test_the_overdue_badge_is_capped(ctx, monkeypatch):
     assert board.overdue_count(supervisor) == 2
     assert board.overdue_count(supervisor, cap=1) == 1
     assert board.overdue_count(user("firm1")) == 0  # no board, no count
+
+
+def test_the_bulletin_page_lists_the_first_rows_and_counts_them_all(client, auth, ctx, monkeypatch):
+    """A street of a large city has hundreds of cards a month: the page shows the first ``PAGE_ROWS`` of the
+    overdue cases and of the cards with their full counts; the workbook lists every one."""
+    from app.reports import bulletin
+
+    (a, b), other = _overdue_cases()
+    month = indicators.current_month(utcnow()).label
+    auth.login("street1")
+    monkeypatch.setattr(bulletin, "PAGE_ROWS", 2)
+    html = client.get(f"/reports/bulletin?month={month}").get_data(as_text=True)
+    overdue = re.search(r'data-table="overdue".*?</table>', html, re.S).group(0)
+    assert overdue.count("<tr>") - 1 == 2  # the header row and two cases
+    assert re.search(r'text-bg-danger">3<', html)  # the count is of all three
+    assert 'data-shown="overdue"' in html and "显示前 2 条" in html
+    cards = re.search(r'data-table="cards".*?</table>', html, re.S).group(0)
+    shown = cards.count("<tr class=")
+    total = int(re.search(r'text-bg-warning">(\d+)<', html).group(1))
+    assert shown == 2 and total >= 3 and 'data-shown="cards"' in html
+    book = load_workbook(io.BytesIO(client.get(f"/reports/bulletin.xlsx?month={month}").data))
+    listed = {row[0].value for row in book["超期诉求"].iter_rows(min_row=4) if row[0].value}
+    assert {a, b, other} <= listed
+    assert sum(1 for row in book["黄红牌"].iter_rows(min_row=4) if row[0].value) == total
+    # with fewer rows than a page, no note and nothing counted twice
+    monkeypatch.setattr(bulletin, "PAGE_ROWS", 200)
+    html = client.get(f"/reports/bulletin?month={month}").get_data(as_text=True)
+    assert "data-shown=" not in html and re.search(r'text-bg-danger">3<', html)

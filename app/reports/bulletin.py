@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.auth import roles
 from app.auth.models import User
@@ -30,6 +30,10 @@ from app.reports.indicators import FIGURES, Period, Report
 from app.reports.models import ActionFact, StepFact
 
 MAX_ROWS = 20_000
+#: the page lists at most this many overdue cases and cards (the workbook lists them all, up to MAX_ROWS): a
+#: street of a large city has hundreds of cards a month, and building and rendering every one of them made
+#: the page grow with the city
+PAGE_ROWS = 200
 SUMMARY_FIGURES = (
     "volume",
     "closed",
@@ -102,14 +106,19 @@ class Bulletin:
     cards: list[dict[str, Any]] = field(default_factory=list)
     ratings: list[dict[str, Any]] = field(default_factory=list)
     ratings_frozen: bool = False
+    #: how many overdue cases and cards there are (the lists may hold only the first of them, see ``build``)
+    overdue_total: int = 0
+    cards_total: int = 0
 
     @property
     def title(self) -> str:
         return _("Key small matters: monthly bulletin %(month)s · %(scope)s", month=self.period.label, scope=self.scope)
 
 
-def build(user, month: str | None, *, now: datetime | None = None) -> Bulletin:
-    """The bulletin of ``month`` (YYYY-MM) over what ``user`` may see. Raises :class:`ValidationError`."""
+def build(user, month: str | None, *, now: datetime | None = None, rows: int = MAX_ROWS) -> Bulletin:
+    """The bulletin of ``month`` (YYYY-MM) over what ``user`` may see, its overdue cases and cards up to
+    ``rows`` of each (the page asks for :data:`PAGE_ROWS`; their totals are counted all the same). Raises
+    :class:`ValidationError`."""
     now = now or utcnow()
     period = indicators.parse_period(month, now)
     if period.kind != "month":
@@ -131,8 +140,8 @@ def build(user, month: str | None, *, now: datetime | None = None) -> Bulletin:
         firms=firms,
         previous_firms=previous_firms,
     )
-    bulletin.overdue = _overdue(user, period, now)
-    bulletin.cards = _cards(user, period)
+    bulletin.overdue, bulletin.overdue_total = _overdue(user, period, now, rows)
+    bulletin.cards, bulletin.cards_total = _cards(user, period, rows)
     entries, frozen = rating.ratings_for(_rating_viewer(user), period.label, now=now)
     bulletin.ratings, bulletin.ratings_frozen = entries, frozen
     return bulletin
@@ -157,23 +166,34 @@ def _handler(fact, workers, firms) -> str:
     return worker.display_name if worker else "—"
 
 
-def _overdue(user, period: Period, now: datetime) -> list[dict[str, Any]]:
-    """Steps open and past their deadline at the end of the month (or now), oldest deadline first."""
+def _first(query, conditions, limit: int, counted) -> tuple[list, int]:
+    """The first ``limit`` rows of ``query`` and how many rows ``conditions`` select (counted on
+    ``counted`` only when the list is full)."""
+    rows = db.session.execute(query.limit(limit)).all()
+    if len(rows) < limit:
+        return rows, len(rows)
+    return rows, db.session.scalar(select(func.count()).select_from(counted).where(*conditions)) or 0
+
+
+def _overdue(user, period: Period, now: datetime, limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
+    """Steps open and past their deadline at the end of the month (or now), oldest deadline first (the first
+    ``limit``), and how many there are."""
     as_of = period.as_of(now)
     s = StepFact
-    rows = db.session.execute(
+    conditions = (
+        scope_clause(user, s),
+        indicators.open_at(as_of, now),
+        s.due_at.is_not(None),
+        s.due_at < as_of,
+        s.paused_since.is_(None),
+    )
+    query = (
         select(s, Case.ref, Case.category_id, Case.compound_id)
         .join(Case, Case.id == s.case_id)
-        .where(
-            scope_clause(user, s),
-            indicators.open_at(as_of, now),
-            s.due_at.is_not(None),
-            s.due_at < as_of,
-            s.paused_since.is_(None),
-        )
+        .where(*conditions)
         .order_by(s.due_at)
-        .limit(MAX_ROWS)
-    ).all()
+    )
+    rows, total = _first(query, conditions, limit, s)
     workers = _names(User, [r[0].grid_worker_id for r in rows])
     firms = _names(PropertyFirm, [r[0].firm_id for r in rows])
     categories = _names(Category, [r[2] for r in rows])
@@ -193,22 +213,20 @@ def _overdue(user, period: Period, now: datetime) -> list[dict[str, Any]]:
                 "late_days": round(late_hours / 24, 1),
             }
         )
-    return result
+    return result, total
 
 
-def _cards(user, period: Period) -> list[dict[str, Any]]:
+def _cards(user, period: Period, limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
+    """The month's yellow and red cards in ``user``'s scope, oldest first (the first ``limit``), and how
+    many there are."""
     a = ActionFact
-    rows = db.session.execute(
-        select(a, Case.ref, Case.compound_id)
-        .join(Case, Case.id == a.case_id)
-        .where(scope_clause(user, a), a.kind.in_(("yellow", "red")), a.at >= period.start, a.at < period.end)
-        .order_by(a.at, a.id)
-        .limit(MAX_ROWS)
-    ).all()
+    conditions = (scope_clause(user, a), a.kind.in_(("yellow", "red")), a.at >= period.start, a.at < period.end)
+    query = select(a, Case.ref, Case.compound_id).join(Case, Case.id == a.case_id).where(*conditions)
+    rows, total = _first(query.order_by(a.at, a.id), conditions, limit, a)
     workers = _names(User, [r[0].grid_worker_id for r in rows])
     firms = _names(PropertyFirm, [r[0].firm_id for r in rows])
     compounds = _names(Compound, [r[2] for r in rows])
-    return [
+    cards = [
         {
             "at": to_local(card.at).replace(tzinfo=None),
             "card": _("Red card") if card.kind == "red" else _("Yellow card"),
@@ -221,6 +239,7 @@ def _cards(user, period: Period) -> list[dict[str, Any]]:
         }
         for card, ref, compound_id in rows
     ]
+    return cards, total
 
 
 # ------------------------------------------------------------------------------------------ tables

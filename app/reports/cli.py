@@ -66,8 +66,8 @@ def bulletin_command(month, scope, out):
             scope=data.scope,
             communities=len(data.communities.rows),
             firms=len(data.firms.rows),
-            overdue=len(data.overdue),
-            cards=len(data.cards),
+            overdue=data.overdue_total,
+            cards=data.cards_total,
         )
     )
 

@@ -141,9 +141,9 @@ def dashboard_csv():
 # -------------------------------------------------------------------------------------- bulletin
 
 
-def _bulletin():
+def _bulletin(rows: int = bulletin_service.MAX_ROWS):
     month = request.args.get("month") or indicators.previous_month(indicators.current_month()).label
-    return bulletin_service.build(current_user, month)
+    return bulletin_service.build(current_user, month, rows=rows)
 
 
 @bp.route("/reports/bulletin")
@@ -151,7 +151,7 @@ def _bulletin():
 @reads_from_replica  # figures from the read replica when configured (issue 12)
 def bulletin():
     try:
-        data = _bulletin()
+        data = _bulletin(rows=bulletin_service.PAGE_ROWS)
     except DomainError as error:
         flash(error.message, "danger")
         return redirect(url_for("reports.bulletin"))
