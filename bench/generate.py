@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -292,6 +293,58 @@ def schema_signature(connection) -> list[str]:
     return sorted(rows)
 
 
+def _build_indexes(engine, statements: list[str], jobs: int, started) -> None:
+    """Run the ``CREATE INDEX`` / ``ADD CONSTRAINT`` ``statements`` on ``jobs`` connections side by side,
+    those of the largest tables first (each connection takes the next statement when it is done).
+
+    With one connection the server builds a large B-tree with parallel workers, but the merge of their
+    sorts, the GIN search index and the many smaller indexes run on one core; two builds side by side keep
+    both cores busy (measured at 10 M: see ``docs/benchmarks.md``)."""
+    import threading
+
+    with engine.connect() as connection:
+        sizes = dict(
+            connection.execute(
+                text("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(:tables)"),
+                {"tables": list(LOADED_TABLES)},
+            ).all()
+        )
+
+    def table_of(statement: str) -> str:
+        found = re.search(r'(?:ON|ALTER TABLE) (?:ONLY )?"?(\w+)"?', statement)
+        return found.group(1) if found else ""
+
+    queue = sorted(statements, key=lambda statement: -sizes.get(table_of(statement), 0))
+    lock = threading.Lock()
+    done: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                for statement in SESSION_SETTINGS[2:]:
+                    connection.execute(text(statement))
+                while True:
+                    with lock:
+                        if not queue or errors:
+                            return
+                        statement = queue.pop(0)
+                    connection.execute(text(statement))
+                    with lock:
+                        done.append(statement)
+                        _progress("indexes", len(done), len(statements), started)
+        except BaseException as error:  # re-raised below, in the caller's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def _load_batches(engine, batches: list[tuple[int, int]], params: dict, done: list, total: int, started) -> None:
     """Insert the cases of each ``(first, last)`` id range with their facts, a transaction per batch."""
     with engine.connect() as connection:
@@ -391,9 +444,8 @@ def generate(
                     _progress("vacuum", number, len(tables), started)
                 timings["vacuum"] = time.perf_counter() - phase
                 phase = time.perf_counter()
-                for number, statement in enumerate(recreate, 1):
-                    connection.execute(text(statement))
-                    _progress("indexes", number, len(recreate), started)
+            _build_indexes(engine, recreate, jobs, started)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 timings["indexes"] = time.perf_counter() - phase
                 phase = time.perf_counter()
                 for number, table in enumerate(tables, 1):
