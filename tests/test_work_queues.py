@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from app.core.timeutil import utcnow
+import pytest
+
+from app.core.timeutil import to_local, utcnow
 from tests.conftest import IS_POSTGRES
 from tests.factories import make_case
 
@@ -82,7 +84,7 @@ def test_every_filter_is_on_the_page_and_kept_in_the_url(client, auth):
     for name in ("compound_id", "created_from", "created_to", "escalation", "channel", "category", "urgency"):
         assert f'name="{name}"' in body
     assert 'value="phone" selected' in body
-    today = utcnow().date().isoformat()
+    today = to_local(utcnow()).date().isoformat()  # the filter's dates are the station's (Beijing) days
     ranged = _refs(client.get(f"/cases?state=open&created_from={today}&created_to={today}").get_data(as_text=True))
     assert phone in ranged
     tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
@@ -122,6 +124,7 @@ def test_search_by_what_a_caller_says(client, auth):
     assert ref in found(ref.removeprefix("KSM-"))  # without the prefix
     assert ref in found(ref[-9:])  # a part of it
     assert ref in found("锅炉房 1234") and ref not in found("锅炉房 9999")  # every word must match
+    assert ref in found("先生") and ref not in found("生锅炉")  # a word never spans the name and the description
     closed = make_case("closed", description="电梯按钮失灵已修好")
     assert closed in found("电梯按钮")  # search covers closed cases too
     assert 'id="empty-list"' in client.get("/cases?q=不存在的词语").get_data(as_text=True)
@@ -230,6 +233,55 @@ def test_a_word_with_matches_only_outside_the_newest_cases_pages_through_the_sea
     auth.logout()
     auth.login("clerk2")
     assert _all_pages(client, url) == list(reversed(theirs))
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="the trigram search index is PostgreSQL's")
+def test_a_free_text_search_reads_the_search_index_of_the_joined_texts(app, client, auth, monkeypatch):
+    """The list statement compares the same expression the search index holds (constants in the SQL, so a
+    prepared statement's generic plan matches it too), and PostgreSQL plans it on that index."""
+    from sqlalchemy import event, text
+
+    from app.cases import queries
+    from app.extensions import db
+
+    make_case("grid_assigned", description="锅炉房漏水")
+    monkeypatch.setattr(queries, "SEARCH_WINDOW", 1)  # past the window: the search index
+    captured = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        if "LIKE" in statement and "LIMIT" in statement and "anon_1" not in statement:
+            captured.append((statement, parameters))
+
+    auth.login("clerk1")
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert client.get("/cases?q=锅炉房").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    (statement, parameters), *_ = captured
+    assert "coalesce(\"case\".ref, '') || ' ' || coalesce(\"case\".resident_name, '')" in statement
+    with app.app_context():  # a handful of rows: the scope's own index would do as well, so the other
+        # indexes of the case table are dropped inside a savepoint of the test's transaction (rolled back)
+        savepoint = db.session.begin_nested()
+        others = db.session.execute(
+            text(
+                """SELECT i.indexrelid::regclass::text FROM pg_index i
+                   LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid
+                   WHERE i.indrelid = '"case"'::regclass AND c.oid IS NULL
+                   AND i.indexrelid <> 'ix_case_search_text'::regclass"""
+            )
+        ).scalars()
+        for name in list(others):
+            db.session.execute(text(f"DROP INDEX {name}"))
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+        connection = db.session.connection()
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
+        db.session.execute(text("SET LOCAL enable_seqscan = on"))
+        savepoint.rollback()
+    assert "Bitmap Index Scan on ix_case_search_text" in plan, plan
+    assert "Index Cond: ((community_id = " in plan, plan  # the scope inside the same index
 
 
 def test_the_compound_filter_lists_the_compounds_of_the_users_area(client, auth):

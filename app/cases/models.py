@@ -18,9 +18,11 @@ from sqlalchemy import (
     Text,
     event,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.types import UTCDateTime
 from app.extensions import db
@@ -157,14 +159,24 @@ OPEN_WORK_INDEXES = (
 #: matches in the user's scope — a word common in the city but rare in the scope costs its matches there,
 #: not a walk through the scope. On SQLite (development) a plain index of the same name.
 SEARCH_SCOPE_COLUMNS = ("street_id", "community_id", "grid_id", "firm_id", "branch_id")
+#: the texts a search word is looked for in, in this order in :func:`search_text`
 TRIGRAM_COLUMNS = ("ref", "resident_name", "description", "address_text")
-SEARCH_INDEX = Index(
-    "ix_case_search",
-    *SEARCH_SCOPE_COLUMNS,
-    *TRIGRAM_COLUMNS,
-    postgresql_using="gin",
-    postgresql_ops={column: "gin_trgm_ops" for column in TRIGRAM_COLUMNS},
-)
+
+
+def search_text(entity) -> ColumnElement[str]:
+    """A case's searched texts as one string: reference, resident's name, description and address, joined
+    by a space (a search word has no space, so it never matches across two of them).
+
+    The search index holds the trigrams of this expression (with the scope columns), and a query that
+    compares the same expression uses it: one index scan and one ``LIKE`` per row, where four columns
+    each with their own trigrams took four scans and four comparisons per row (the rows' recheck was half
+    of a search's time). The constants are written into the SQL, not bound, so that a prepared
+    statement's generic plan still matches the index's expression."""
+    space, empty = literal_column("' '"), literal_column("''")
+    joined = func.coalesce(getattr(entity, TRIGRAM_COLUMNS[0]), empty)
+    for name in TRIGRAM_COLUMNS[1:]:
+        joined = joined.concat(space).concat(func.coalesce(getattr(entity, name), empty))
+    return joined
 
 
 class Case(db.Model):
@@ -252,8 +264,8 @@ class Case(db.Model):
         # search: a caller's phone, its last 4 digits
         Index("ix_case_phone", "resident_phone"),
         Index("ix_case_phone_last4", "resident_phone_last4"),
-        # search: scope and "part of" comparisons in one GIN index on PostgreSQL (see SEARCH_INDEX)
-        SEARCH_INDEX,
+        # search: scope and "part of" comparisons in one GIN index on PostgreSQL (ix_case_search_text,
+        # declared below the class: it indexes an expression of the columns)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -369,6 +381,17 @@ class Case(db.Model):
 
     def __repr__(self) -> str:
         return f"<Case {self.ref} {self.state}>"
+
+
+#: search: the scope columns and the trigrams of :func:`search_text` in one GIN index on PostgreSQL
+#: (``btree_gin`` for the integers), so the index yields only the matches in the user's scope
+SEARCH_INDEX = Index(
+    "ix_case_search_text",
+    *(getattr(Case, column) for column in SEARCH_SCOPE_COLUMNS),
+    search_text(Case).label("search_text"),
+    postgresql_using="gin",
+    postgresql_ops={"search_text": "gin_trgm_ops"},
+)
 
 
 class CaseEvent(db.Model):
