@@ -121,13 +121,24 @@ def test_search_by_what_a_caller_says(client, auth):
     assert ref in found("锅炉房") and other not in found("锅炉房")  # a word of the description
     assert ref in found("陈先生")  # the resident's name
     assert found(ref) == [ref]  # the full reference
-    assert ref in found(ref.removeprefix("KSM-"))  # without the prefix
+    assert found(ref.removeprefix("KSM-")) == [ref] == found(ref.lower())  # without the prefix, any case
     assert ref in found(ref[-9:])  # a part of it
     assert ref in found("锅炉房 1234") and ref not in found("锅炉房 9999")  # every word must match
     assert ref in found("先生") and ref not in found("生锅炉")  # a word never spans the name and the description
     closed = make_case("closed", description="电梯按钮失灵已修好")
     assert closed in found("电梯按钮")  # search covers closed cases too
     assert 'id="empty-list"' in client.get("/cases?q=不存在的词语").get_data(as_text=True)
+
+
+def test_a_whole_reference_is_recognised_however_it_is_typed():
+    from app.cases.queries import _whole_ref, _word_kind
+
+    assert _whole_ref("KSM-20261125-0001") == "KSM-20261125-0001"
+    assert _whole_ref("ksm-20261125-0001") == _whole_ref("20261125-0001") == "KSM-20261125-0001"
+    assert _whole_ref("20261125-12345") == "KSM-20261125-12345"  # a busy day's five-digit number
+    assert _whole_ref("1125-0001") is None and _whole_ref("20261125") is None and _whole_ref("KSM-2026") is None
+    assert _word_kind("20261125-0001") == "ref" and _word_kind("1125-0001") == "text"
+    assert _word_kind("138-1234-5678") == "phone" and _word_kind("5678") == "last4"
 
 
 def test_api_search_with_q(client, app):

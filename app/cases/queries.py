@@ -217,6 +217,16 @@ def _like(column, word: str):
     return column.contains(word, autoescape=True)
 
 
+#: a whole reference, with or without its prefix: the day and its number (4 digits, more on a busy day)
+_WHOLE_REF = re.compile(r"^(?:KSM-)?(\d{8})-(\d{4,7})$")
+
+
+def _whole_ref(word: str) -> str | None:
+    """``word`` as a stored reference (``KSM-20261125-0001``) when it is a whole one, else None."""
+    found = _WHOLE_REF.match(word.upper())
+    return f"{REF_PREFIX}{found.group(1)}-{found.group(2)}" if found else None
+
+
 def _word_kind(word: str) -> str:
     """How a search word is matched: ``phone``, ``last4``, ``ref`` (a whole reference) or ``text``."""
     compact = word.replace("-", "").replace(" ", "")
@@ -224,8 +234,7 @@ def _word_kind(word: str) -> str:
         return "phone"
     if _DIGITS.match(word) and len(word) == 4:
         return "last4"
-    upper = word.upper()
-    if upper.startswith(REF_PREFIX) and len(upper) == len("KSM-20261125-0001"):
+    if _whole_ref(word):
         return "ref"
     return "text"
 
@@ -235,7 +244,8 @@ def search_clause(q: str, entity=Case):
 
     A word is matched as
     - a full mobile number → that resident phone; exactly 4 digits → the phone's last 4 digits;
-    - a reference (``KSM-20261125-0001`` exactly, or any part of it, with or without the prefix);
+    - a whole reference (``KSM-20261125-0001``, with or without the prefix) → that case, by equality;
+      any other part of a reference is matched as a part of the texts below;
     - otherwise a part of the reference, the resident's name, the description or the address (one
       expression of the four, :func:`app.cases.models.search_text`).
     On PostgreSQL the "part of" comparisons are served by the trigram search index (3 characters or more).
@@ -252,9 +262,10 @@ def search_clause(q: str, entity=Case):
             )
         elif kind == "last4":
             clauses.append(entity.resident_phone_last4 == word)
-        elif kind == "ref":
+        elif kind == "ref":  # equality on the unique index (a case's or a linked caller's reference)
+            ref = _whole_ref(word)
             clauses.append(
-                or_(entity.ref == upper, entity.id.in_(select(CaseReport.case_id).where(CaseReport.ref == upper)))
+                or_(entity.ref == ref, entity.id.in_(select(CaseReport.case_id).where(CaseReport.ref == ref)))
             )
         else:  # the word as typed, and as a reference is written (upper case, without the prefix)
             ref_part = upper[len(REF_PREFIX) :] if upper.startswith(REF_PREFIX) else upper
