@@ -111,7 +111,22 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
     from app.main.views import register_error_handlers
 
     register_error_handlers(app)
+    if app.config.get("GC_FREEZE"):
+        _freeze_startup_objects()
     return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move what the process holds once started (modules, the pinyin dictionary of the category picker —
+    about 200,000 lists —, SQLAlchemy's and Jinja's structures) out of the garbage collector's reach.
+
+    They live as long as the process; without this every full collection walked them: about 200 ms, in
+    one request of twenty on a list page (measured: an administrator's queue, p50 37 ms, p95 241 ms).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _config_names():

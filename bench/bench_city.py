@@ -82,7 +82,7 @@ def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
     from app.reports import rollup
     from app.reports.models import FirmRating
 
-    app = make_app(url)
+    app = make_app(url, frozen=True)
     out: dict = {"url": url.rsplit("/", 1)[-1], "pages": {}}
     with app.app_context():
         row = db.session.execute(

@@ -228,7 +228,7 @@ def run(url: str, repeats: int) -> dict:
 
     from app.extensions import db
 
-    app = make_app(url)
+    app = make_app(url, frozen=True)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

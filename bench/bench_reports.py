@@ -108,7 +108,7 @@ def run(app=None) -> dict:
     from app.extensions import db
     from app.reports import indicators, rating, rollup
 
-    app = app or make_app(BENCH_PG)
+    app = app or make_app(BENCH_PG, frozen=True)
     with app.app_context():
         current = indicators.current_month().label
         previous = indicators.previous_month(indicators.current_month()).label

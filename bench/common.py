@@ -14,12 +14,20 @@ from sqlalchemy import text
 BENCH_PG = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ksm_bench")
 
 
-def make_app(url: str):
-    """An app (TestingConfig: fast password hashing, scheduler off) on ``url``."""
+def make_app(url: str, *, frozen: bool = False):
+    """An app (TestingConfig: fast password hashing, scheduler off) on ``url``; ``frozen``: its long-lived
+    objects frozen out of the garbage collector's reach as a deployed app's are (``GC_FREEZE``), for the
+    benchmarks that time pages (a process that makes many apps, like the test suite's, must not)."""
     from app import create_app
     from config import TestingConfig
 
-    return create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, CLI_LOCALE="en", UPLOAD_DIR="/tmp/ksm-bench-uploads")
+    return create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=url,
+        CLI_LOCALE="en",
+        UPLOAD_DIR="/tmp/ksm-bench-uploads",
+        GC_FREEZE=frozen,
+    )
 
 
 def reset(app) -> None:
