@@ -29,6 +29,7 @@ import json
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import text
@@ -320,23 +321,36 @@ def _build_indexes(engine, statements: list[str], jobs: int, started) -> None:
     errors: list[BaseException] = []
 
     def worker() -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for statement in SESSION_SETTINGS[2:]:
+                connection.execute(text(statement))
+            while True:
+                with lock:
+                    if not queue or errors:  # done, or another connection failed
+                        return
+                    statement = queue.pop(0)
+                connection.execute(text(statement))
+                with lock:
+                    done.append(statement)
+                    _progress("indexes", len(done), len(statements), started)
+
+    _side_by_side([worker] * max(1, jobs), errors)
+
+
+def _side_by_side(work: list, errors: list[BaseException] | None = None) -> None:
+    """Run each callable of ``work`` in a thread of its own and wait for all; the first error (collected in
+    ``errors``, which the callables may watch to stop early) is re-raised in the caller's thread."""
+    import threading
+
+    errors = [] if errors is None else errors
+
+    def run(job) -> None:
         try:
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                for statement in SESSION_SETTINGS[2:]:
-                    connection.execute(text(statement))
-                while True:
-                    with lock:
-                        if not queue or errors:
-                            return
-                        statement = queue.pop(0)
-                    connection.execute(text(statement))
-                    with lock:
-                        done.append(statement)
-                        _progress("indexes", len(done), len(statements), started)
-        except BaseException as error:  # re-raised below, in the caller's thread
+            job()
+        except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -378,7 +392,6 @@ def generate(
     reset afterwards, also on failure. Everything derives from the row numbers and ``now`` (default: the
     current time), so the same ``now`` gives the same data. Returns seconds taken; ``timings`` receives the
     phases' seconds."""
-    import threading
 
     from app.core.timeutil import utcnow
     from app.extensions import db
@@ -405,21 +418,9 @@ def generate(
             ranges = [(first, min(total, first + batch - 1)) for first in range(1, total + 1, batch)]
             params = {"open": open_cases, "now": now, "total": total}
             done: list[int] = []
-            errors: list[BaseException] = []
-
-            def worker(share):
-                try:
-                    _load_batches(engine, share, params, done, total, started)
-                except BaseException as error:  # re-raised below, in the caller's thread
-                    errors.append(error)
-
-            threads = [threading.Thread(target=worker, args=(ranges[j::jobs],)) for j in range(jobs)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if errors:
-                raise errors[0]
+            _side_by_side(
+                [partial(_load_batches, engine, ranges[j::jobs], params, done, total, started) for j in range(jobs)]
+            )
             timings["load"] = time.perf_counter() - phase
             phase = time.perf_counter()
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
