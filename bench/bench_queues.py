@@ -217,7 +217,9 @@ def scenarios(app) -> list[tuple[str, str, str]]:
         ("search: last 4 digits", "clerk1", f"/cases?q={last4}"),
         ("search: a name", "clerk1", "/cases?q=" + urllib.parse.quote(name)),
         ("search: a word of the description", "clerk1", "/cases?q=" + urllib.parse.quote("锅炉房")),
-        ("search: part of a reference", "supervisor1", "/cases?q=" + ref.removeprefix("B-")),
+        # part of a reference: "1125-0042" of KSM-20261125-0042 (the generator writes real references)
+        ("search: part of a reference", "supervisor1", "/cases?q=" + ref.removeprefix("KSM-")[4:]),
+        ("search: a whole reference", "supervisor1", f"/cases?q={ref}"),
         ("search: last 4 digits, street scope", "street1", f"/cases?q={last4}"),
         ("case page", "supervisor1", f"/cases/{ref}"),
     ]

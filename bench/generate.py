@@ -18,7 +18,7 @@ run fails if it differs), batches commit asynchronously with foreign-key trigger
 (``session_replication_role = replica``; the rows reference existing rows by construction), on ``--jobs``
 connections; ``max_wal_size`` and ``checkpoint_timeout`` are raised with ALTER SYSTEM for the load and
 reset (ALTER SYSTEM RESET) at the end, also on failure — so do not run two generators at once on one
-server: the first to finish resets the other's settings. Measured: 1 M in 290 s, 10 M in 3,500 s on 2
+server: the first to finish resets the other's settings. Measured: 1 M in 75–108 s, 10 M in 909–1,225 s on 2
 shared cores (docs/benchmarks.md).
 """
 
@@ -36,7 +36,16 @@ from sqlalchemy import text
 
 from bench.common import BENCH_PG, make_app, reset
 
-GENERATE_SQL = """
+#: when case ``g`` was registered (``created``) and the instant ``g % 700`` days ago (``day0``)
+WHEN_SQL = """SELECT :now - (g % 700) * interval '1 day' AS day0,
+                     :now - (g % 700) * interval '1 day' - (g % 86400) * interval '1 second' AS created"""
+#: a real reference: KSM-<local day of created>-<number>, unique per day by construction: the day is that of
+#: ``day0`` or, when the seconds subtracted cross local midnight, the day before; the number
+#: 2 * (g / 700) + that one-day shift + 1 tells apart the cases of one day (tests/test_bench_generate.py)
+REF_SQL = """'KSM-' || to_char(t.created AT TIME ZONE :tz, 'YYYYMMDD') || '-'
+       || lpad((2 * (g / 700) + ((t.day0 AT TIME ZONE :tz)::date - (t.created AT TIME ZONE :tz)::date) + 1)::text,
+               4, '0')"""
+GENERATE_SQL = f"""
 WITH c AS (SELECT k.id, k.community_id, k.grid_id, m.street_id,
                   coalesce((SELECT fc.firm_id FROM firm_contract fc WHERE fc.compound_id = k.id AND fc.end_date IS NULL
                             ORDER BY fc.start_date DESC LIMIT 1), (SELECT min(id) FROM property_firm)) AS firm_id
@@ -50,7 +59,8 @@ INSERT INTO "case" (id, ref, category_id, workflow, urgency, state, channel, des
                     closed_at, version, due_at, warn_at, red_at, escalation_level, step_limit_minutes,
                     step_working, resolve_by, case_working, case_overdue, shelved, shelve_review_notified,
                     next_check_at)
-SELECT g, 'B-' || lpad(g::text, 8, '0'),
+SELECT g,
+       {REF_SQL},
        cats.ids[1 + (g % cats.n)], 'standard', CASE WHEN g % 10 = 0 THEN 'urgent' ELSE 'normal' END,
        CASE WHEN g <= :open THEN (ARRAY['grid_assigned','grid_handling','firm_dispatched','firm_processing',
                                         'awaiting_signoff'])[1 + ((g + g / arr.n) % 5)] ELSE 'closed' END,
@@ -59,7 +69,7 @@ SELECT g, 'B-' || lpad(g::text, 8, '0'),
        false, 0, false, false,
        CASE WHEN g > :open OR (g + g / arr.n) % 5 >= 2 THEN :now - (g % 700) * interval '1 day' END,
        CASE WHEN g > :open THEN 'resolved_satisfied' END,
-       :now - (g % 700) * interval '1 day' - (g % 86400) * interval '1 second',
+       t.created,
        :now, :now,
        CASE WHEN g > :open THEN :now - (g % 700) * interval '1 day' + interval '2 days' END,
        1,
@@ -70,7 +80,9 @@ SELECT g, 'B-' || lpad(g::text, 8, '0'),
        CASE WHEN g <= :open THEN :now + interval '20 days' + (g % 30) * interval '1 day' END, true, false,
        false, false,
        CASE WHEN g <= :open THEN :now + interval '12 hours' + (g % 30) * interval '1 day' END
-FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g, arr, cats
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
+     CROSS JOIN LATERAL ({WHEN_SQL}) t,
+     arr, cats
 """
 
 
@@ -232,6 +244,20 @@ def _set_server(engine, on: bool) -> None:
         for name, value in SERVER_SETTINGS.items():
             connection.execute(text(f"ALTER SYSTEM SET {name} = {value}" if on else f"ALTER SYSTEM RESET {name}"))
         connection.execute(text("SELECT pg_reload_conf()"))
+    # the postmaster reloads asynchronously: a connection opened right away may still start with the old
+    # values, so wait (up to 5 s) until a new one sees the ALTER SYSTEM settings come or go
+    for _ in range(100):
+        with engine.connect() as connection:
+            from_alter_system = connection.execute(
+                text(
+                    """SELECT count(*) FROM pg_settings WHERE name = ANY(:names)
+                       AND sourcefile LIKE '%postgresql.auto.conf'"""
+                ),
+                {"names": list(SERVER_SETTINGS)},
+            ).scalar()
+        if from_alter_system == (len(SERVER_SETTINGS) if on else 0):
+            return
+        time.sleep(0.05)
 
 
 def _drop_secondary_indexes(connection) -> list[str]:
@@ -403,6 +429,7 @@ def generate(
     now = now or utcnow()
     with app.app_context():
         engine = db.engine
+        tz = app.config["APP_TIMEZONE"]  # the references carry the local day, as the services write them
         if city:
             sizes = {**city, "grids": max(1, city["compounds"] // city.get("compounds_per_grid", 5))}
             with engine.begin() as connection:
@@ -416,7 +443,7 @@ def generate(
                 recreate = _drop_secondary_indexes(connection)
             phase = time.perf_counter()
             ranges = [(first, min(total, first + batch - 1)) for first in range(1, total + 1, batch)]
-            params = {"open": open_cases, "now": now, "total": total}
+            params = {"open": open_cases, "now": now, "total": total, "tz": tz}
             done: list[int] = []
             _side_by_side(
                 [partial(_load_batches, engine, ranges[j::jobs], params, done, total, started) for j in range(jobs)]
