@@ -8,9 +8,10 @@ compound, one compound in ten having changed firm a year ago). Everything is det
 seed: values derive from the row number), set-based, and the cases are written in batches with a
 progress bar. The cases are spread over all compounds, each with its compound's street, community, grid
 and firm under contract; the cases are: ``open`` of them in open states with deadlines spread over the
-coming weeks (none due now), the rest closed over the past two years. Each case carries the facts the
-services would have recorded (``fact_step`` rows for every step it passed through, yellow and red cards
-for the late ones, a follow-up for every closed case), so the figures have realistic data to read.
+coming weeks (none due now), the rest closed over the past two years. Each case carries its reference
+(``KSM-<day>-<number>``), its history (``case_event``: created, then a transition per step) and the facts
+the services would have recorded (``fact_step`` rows for every step it passed through, yellow and red
+cards for the late ones, a follow-up for every closed case), so the pages have realistic data to read.
 
 Bulk load (issue 12: 10 M cases): the loaded tables' secondary indexes are dropped and rebuilt after the
 load exactly as the models/migrations declare them (the schema is compared with the migrated one and the
@@ -201,6 +202,35 @@ SELECT f.id * 2 + k.level - 2, f.case_id, k.kind,
 FROM fact_step f CROSS JOIN (VALUES ('yellow', 2), ('red', 3)) AS k(kind, level)
 WHERE f.id BETWEEN (:first - 1) * 7 + 1 AND :last * 7 AND f.max_level >= k.level
 """
+# The case's history as the services write it: "created" (the clerk), then one "transition" per step entered,
+# at the step's instant, by the party who fired it (route: the system; grid_accept and dispatch_to_firm: the grid
+# worker; firm_accept and firm_complete: the property manager; signoff: the resident). The event of step s of
+# case g has the id of its step fact, 7 (g - 1) + s. Payloads: the intake's (channel, category, urgency, possible
+# duplicates) on "created", none on transitions (the services add the step's deadline there: a few dozen bytes).
+EVENTS_SQL = """
+INSERT INTO case_event (id, case_id, created_at, kind, actor_id, actor_role, actor_name, "trigger", from_state,
+                        to_state, note, payload)
+SELECT f.id, f.case_id, f.entered_at,
+       CASE WHEN f.entered_trigger IS NULL THEN 'created' ELSE 'transition' END,
+       NULL,
+       CASE f.entered_trigger WHEN 'route' THEN 'system' WHEN 'grid_accept' THEN 'grid_worker'
+            WHEN 'dispatch_to_firm' THEN 'grid_worker' WHEN 'firm_accept' THEN 'property_manager'
+            WHEN 'firm_complete' THEN 'property_manager' WHEN 'signoff' THEN 'resident' ELSE 'clerk' END,
+       CASE f.entered_trigger WHEN 'route' THEN 'system' WHEN 'grid_accept' THEN '网格员'
+            WHEN 'dispatch_to_firm' THEN '网格员' WHEN 'firm_accept' THEN '物业经理'
+            WHEN 'firm_complete' THEN '物业经理' WHEN 'signoff' THEN 'resident' ELSE '受理员' END,
+       f.entered_trigger,
+       CASE f.entered_trigger WHEN 'route' THEN 'registered' WHEN 'grid_accept' THEN 'grid_assigned'
+            WHEN 'dispatch_to_firm' THEN 'grid_handling' WHEN 'firm_accept' THEN 'firm_dispatched'
+            WHEN 'firm_complete' THEN 'firm_processing' WHEN 'signoff' THEN 'awaiting_signoff' END,
+       CASE WHEN f.entered_trigger IS NOT NULL THEN f.state END,
+       NULL,
+       CASE WHEN f.entered_trigger IS NULL
+            THEN json_build_object('channel', f.intake_channel, 'category', k.code, 'urgency', f.urgency,
+                                   'possible_duplicates', json_build_array()) END
+FROM fact_step f JOIN category k ON k.id = f.category_id
+WHERE f.id BETWEEN (:first - 1) * 7 + 1 AND :last * 7
+"""
 FOLLOW_UPS_SQL = """
 INSERT INTO follow_up (id, case_id, contacted, resolved, satisfaction, channel, valid, created_at, party, street_id,
                        community_id, compound_id, grid_id, grid_worker_id, firm_id, branch_id, category_id,
@@ -224,7 +254,7 @@ def _progress(label: str, done: int, total: int, started: float | None = None) -
 
 
 #: the tables the load writes in bulk: their secondary indexes are dropped before and rebuilt after
-LOADED_TABLES = ("case", "fact_step", "fact_action", "follow_up")
+LOADED_TABLES = ("case", "fact_step", "case_event", "fact_action", "follow_up")
 #: per load session: no wait for the WAL flush at commit (a crash loses the last batches of a bench
 #: database, nothing else), no foreign-key triggers (the generated rows reference existing rows by
 #: construction), memory for the index builds
@@ -394,7 +424,7 @@ def _load_batches(engine, batches: list[tuple[int, int]], params: dict, done: li
         for first, last in batches:
             with connection.begin():
                 bounds = {**params, "first": first, "last": last}
-                for statement in (GENERATE_SQL, STEPS_SQL, CARDS_SQL, FOLLOW_UPS_SQL):
+                for statement in (GENERATE_SQL, STEPS_SQL, EVENTS_SQL, CARDS_SQL, FOLLOW_UPS_SQL):
                     connection.execute(text(statement), bounds)
             done.append(last - first + 1)
             _progress("cases", sum(done), total, started)
@@ -466,7 +496,16 @@ def generate(
                     )
                 # a freshly loaded table has no visibility map yet: vacuum (before the indexes, so a single
                 # pass over the heap) so index-only scans work as in production
-                tables = ("case", "fact_step", "fact_action", "follow_up", "compound", "user", "firm_contract")
+                tables = (
+                    "case",
+                    "fact_step",
+                    "case_event",
+                    "fact_action",
+                    "follow_up",
+                    "compound",
+                    "user",
+                    "firm_contract",
+                )
                 for number, table in enumerate(tables, 1):
                     connection.execute(text(f'VACUUM "{table}"'))
                     _progress("vacuum", number, len(tables), started)

@@ -24,6 +24,8 @@ DIGEST_SQL = {
                       firm_id, created_at, closed_at, due_at, next_check_at), ',' ORDER BY id)) FROM "case" """,
     "fact_step": """SELECT md5(string_agg(concat_ws('|', id, case_id, state, entered_at, left_at, due_at, on_time,
                            max_level, working_minutes, firm_id), ',' ORDER BY id)) FROM fact_step""",
+    "case_event": """SELECT md5(string_agg(concat_ws('|', id, case_id, created_at, kind, actor_role, "trigger",
+                            from_state, to_state, payload::text), ',' ORDER BY id)) FROM case_event""",
     "fact_action": """SELECT md5(string_agg(concat_ws('|', id, case_id, kind, at, state), ',' ORDER BY id))
                       FROM fact_action""",
     "follow_up": """SELECT md5(string_agg(concat_ws('|', id, case_id, satisfaction, valid, created_at), ','
@@ -73,6 +75,17 @@ def _generate(url, jobs: int, batch: int) -> dict:
                 "steps_per_case": connection.execute(
                     text("SELECT min(n), max(n) FROM (SELECT count(*) n FROM fact_step GROUP BY case_id) s")
                 ).one(),
+                "history_unlike_steps": connection.execute(
+                    text(
+                        """SELECT count(*) FROM fact_step f FULL JOIN case_event e ON e.id = f.id
+                           WHERE e.id IS NULL OR f.id IS NULL OR e.case_id <> f.case_id OR e.created_at <> f.entered_at
+                              OR e.kind <> CASE WHEN f.entered_trigger IS NULL THEN 'created' ELSE 'transition' END
+                              OR e.to_state IS DISTINCT FROM CASE WHEN e.kind = 'transition' THEN f.state END"""
+                    )
+                ).scalar(),
+                "created_payload": connection.execute(
+                    text("""SELECT payload::text FROM case_event WHERE kind = 'created' ORDER BY id LIMIT 1""")
+                ).scalar(),
                 "closed_without_follow_up": connection.execute(
                     text(
                         """SELECT count(*) FROM "case" c WHERE c.state = 'closed'
@@ -90,7 +103,7 @@ def _generate(url, jobs: int, batch: int) -> dict:
                     )
                 ).scalar(),
                 "next_ids": connection.execute(
-                    text("""SELECT nextval('case_id_seq'), nextval('fact_step_id_seq')""")
+                    text("""SELECT nextval('case_id_seq'), nextval('fact_step_id_seq'), nextval('case_event_id_seq')""")
                 ).one(),
                 "timings": timings,
             }
@@ -126,10 +139,15 @@ def test_generated_city_has_the_migrations_schema_and_the_same_data_however_it_i
     assert first["states"]["closed"] == 260
     assert tuple(first["steps_per_case"]) == (2, 7)
     assert first["closed_without_follow_up"] == 0
+    # the history: "created", then a transition into each step, at the step's instant
+    assert first["history_unlike_steps"] == 0
+    assert '"channel"' in first["created_payload"] and '"category"' in first["created_payload"]
     assert first["bad_refs"] == 0, "references as users type them: KSM-<local day of registration>-<number>"
     assert first["cards"]["yellow"] > first["cards"]["red"] > 0
     assert first["all_visible"], "VACUUM did not mark the loaded pages all-visible"
-    assert first["next_ids"][0] == 301 and first["next_ids"][1] > 300 * 6  # sequences moved past the ids
+    assert (
+        first["next_ids"][0] == 301 and first["next_ids"][1] > 300 * 6 and first["next_ids"][2] > 300 * 6
+    )  # sequences moved past the ids
     assert {"load", "vacuum", "indexes", "analyze"} <= set(first["timings"])
 
     # the same indexes and constraints as a database the migrations alone made
