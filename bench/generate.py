@@ -44,8 +44,8 @@ WHEN_SQL = """SELECT :now - (g % 700) * interval '1 day' AS day0,
 #: ``day0`` or, when the seconds subtracted cross local midnight, the day before; the number
 #: 2 * (g / 700) + that one-day shift + 1 tells apart the cases of one day (tests/test_bench_generate.py)
 REF_SQL = """'KSM-' || to_char(t.created AT TIME ZONE :tz, 'YYYYMMDD') || '-'
-       || lpad((2 * (g / 700) + ((t.day0 AT TIME ZONE :tz)::date - (t.created AT TIME ZONE :tz)::date) + 1)::text,
-               4, '0')"""
+       || to_char(2 * (g / 700) + ((t.day0 AT TIME ZONE :tz)::date - (t.created AT TIME ZONE :tz)::date) + 1,
+                  'FM9990000')"""
 GENERATE_SQL = f"""
 WITH c AS (SELECT k.id, k.community_id, k.grid_id, m.street_id,
                   coalesce((SELECT fc.firm_id FROM firm_contract fc WHERE fc.compound_id = k.id AND fc.end_date IS NULL

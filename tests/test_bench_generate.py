@@ -158,26 +158,29 @@ def test_generated_city_has_the_migrations_schema_and_the_same_data_however_it_i
 
 
 def test_generated_references_are_unique_per_day_at_ten_million_sizes(scratch_url):
-    """The reference formula over the first 3 million row numbers, evaluated without inserting: every
-    reference unique, the day that of the registration instant in Beijing (the cases of one day come from
-    several row numbers, some shifted a day back across local midnight: the cases where a naive number
-    would clash)."""
+    """The reference formula evaluated without inserting, over the first and the last million row numbers of
+    a 10 M city: every reference unique (the cases of one day come from several row numbers, some shifted a
+    day back across local midnight, and the numbers pass 9,999 past row 3.5 M: five digits, never cut), the
+    day that of the registration instant in Beijing."""
     from bench.generate import REF_SQL, WHEN_SQL
 
     engine = create_engine(scratch_url)
     try:
         with engine.connect() as connection:
-            total, distinct, wrong_day = connection.execute(
+            total, distinct, wrong_day, longest = connection.execute(
                 text(
                     f"""SELECT count(*), count(DISTINCT ref), count(*) FILTER (WHERE substr(ref, 5, 8)
-                               <> to_char(created AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD'))
+                               <> to_char(created AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')), max(length(ref))
                         FROM (SELECT {REF_SQL} AS ref, t.created
-                              FROM generate_series(1, 3000000) g CROSS JOIN LATERAL ({WHEN_SQL}) t) r"""
+                              FROM (SELECT generate_series(1, 1000000) UNION ALL
+                                    SELECT generate_series(9000001, 10000000)) AS n(g)
+                              CROSS JOIN LATERAL ({WHEN_SQL}) t) r"""
                 ),
                 {"now": NOW, "tz": "Asia/Shanghai"},
             ).one()
     finally:
         engine.dispose()
-    assert total == 3_000_000
+    assert total == 2_000_000
     assert distinct == total
     assert wrong_day == 0
+    assert longest == len("KSM-20261201-28572")
