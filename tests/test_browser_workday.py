@@ -412,3 +412,31 @@ def test_a_full_working_day(browser, live, artifacts):
     shots.both(supervisor, "16-closed-case-en")
     for page in (clerk, grid, firm, supervisor, resident):
         page.context.close()
+
+
+@pytest.mark.parametrize("username", ["street1", "admin"])
+def test_the_menu_fits_one_line_on_a_laptop_in_both_languages(browser, live, username):
+    """The longest menus (a street supervisor's, the administrator's) at 1366 px: every link on one line,
+    none broken inside, nothing scrolling sideways; the role, not shown in the bar at this width, is in the
+    account menu."""
+    _, url = live
+    page = _login(browser, url, username)
+    try:
+        for language in ("en", "zh_Hans_CN"):  # ends in the default language, as the other tests expect
+            page.click(f"button[name=locale][value={language}]")
+            page.wait_for_load_state()
+            links = page.locator(".app-navbar .navbar-nav > .nav-item > .nav-link")
+            boxes = [links.nth(i).bounding_box() for i in range(links.count())]
+            assert len(boxes) >= 7
+            middles = [box["y"] + box["height"] / 2 for box in boxes]
+            assert max(middles) - min(middles) < 20, f"{language}: the menu takes more than one line"
+            assert max(box["height"] for box in boxes) < 50, f"{language}: a link breaks over two lines"
+            assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+            role = page.locator(".app-navbar .dropdown-toggle .badge")
+            assert not role.is_visible()  # not in the bar at this width …
+            page.click(".app-navbar .dropdown-toggle")
+            label = role.text_content().strip()
+            assert label and page.locator(".app-navbar .dropdown-menu").get_by_text(label, exact=True).is_visible()
+            page.keyboard.press("Escape")
+    finally:
+        page.context.close()
