@@ -53,7 +53,8 @@ if os.environ.get("BENCH_CITY_DATABASE_URL"):
 LIMIT = 1.5  # the issue: every figure at 10 M within 1.5x of the same figure at 1 M
 TABLES = ("case", "fact_step", "fact_action", "follow_up", "case_event", "fact_rollup")
 
-#: label -> (demo user, path); ``{ref}`` is a case of the demo compound X01
+#: label -> (demo user, path); ``{ref}`` is a case of the demo compound X01 (a real reference, as the generator
+#: writes them: KSM-20261125-0042), ``{part}`` the part of it a caller may read out ("1125-0042")
 PAGES = {
     "queue: grid worker": ("grid1", "/cases"),
     "queue: property manager": ("firm1", "/cases"),
@@ -65,6 +66,7 @@ PAGES = {
     "queue: grid worker, state=firm_processing": ("grid1", "/cases?state=firm_processing"),
     "search (words)": ("street1", "/cases?q=基准测试"),
     "search (reference)": ("street1", "/cases?q={ref}"),
+    "search (part of a reference)": ("street1", "/cases?q={part}"),
     "case page": ("supervisor1", "/cases/{ref}"),
     "overdue board": ("supervisor1", "/board"),
     "dashboard (this month)": ("street1", "/reports/dashboard"),
@@ -159,14 +161,14 @@ def measure_pages(prepared: dict, repeats: int, plans: bool, rounds: int = 3) ->
                     db.session.commit()
                     out["rating_run"] = {"month": last, "seconds": time.perf_counter() - started}
             client = clients.get((name, username)) or clients.setdefault((name, username), _client(app, username))
-            _samples(client, template.format(ref=out["ref"]), 1)  # warm up
+            _samples(client, _path(template, out["ref"]), 1)  # warm up
         samples: dict = {name: [] for name in prepared}
         for _round in range(rounds):
             for name, (_app, out, _current, _last) in prepared.items():
-                path = template.format(ref=out["ref"])
+                path = _path(template, out["ref"])
                 samples[name] += _samples(clients[(name, username)], path, max(1, repeats // rounds))
         for name, (app, out, _current, _last) in prepared.items():
-            path = template.format(ref=out["ref"])
+            path = _path(template, out["ref"])
             figure = {**summary(samples[name]), "path": path, "user": username}
             if plans:
                 found = _plans(app, clients[(name, username)], path, top=1)
@@ -175,6 +177,11 @@ def measure_pages(prepared: dict, repeats: int, plans: bool, rounds: int = 3) ->
                 figure["slowest"] = found["slowest"][0] if found["slowest"] else None
             out["pages"][label] = figure
             print(f"  {out['url']}: {label}: p50 {figure['p50']:.1f} ms, p95 {figure['p95']:.1f} ms", flush=True)
+
+
+def _path(template: str, ref: str) -> str:
+    """The page's path for the case ``ref`` (see :data:`PAGES`)."""
+    return template.format(ref=ref, part=ref.removeprefix("KSM-")[4:])
 
 
 def figures(result: dict) -> dict[str, tuple[float, float]]:
