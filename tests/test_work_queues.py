@@ -295,6 +295,49 @@ def test_a_free_text_search_reads_the_search_index_of_the_joined_texts(app, clie
     assert "Index Cond: ((community_id = " in plan, plan  # the scope inside the same index
 
 
+@pytest.mark.skipif(not IS_POSTGRES, reason="plans are PostgreSQL's")
+def test_a_whole_reference_is_looked_up_on_the_unique_index_not_across_the_scope(app, client, auth, monkeypatch):
+    """A whole reference (with or without its prefix) is found by equality on the references' unique
+    indexes, whatever the size of the user's area: the list statement is planned freely (not with the
+    search's bitmap-only settings) and reads ``uq_case_ref``, not the search index over the scope."""
+    from sqlalchemy import event, text
+
+    from app.cases import queries
+    from app.extensions import db
+
+    ref = make_case("grid_assigned", description="锅炉房漏水")
+    other = make_case("grid_assigned", description="楼道灯不亮了")
+    planned = []
+    original = queries._bitmap_scans
+    monkeypatch.setattr(queries, "_bitmap_scans", lambda: planned.append(True) or original())
+    captured = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        if "uq_case" not in statement and "LIMIT" in statement and "case_report" in statement:
+            captured.append((statement, parameters))
+
+    auth.login("supervisor1")
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for typed in (ref, ref.removeprefix("KSM-"), ref.lower()):
+            page = client.get(f"/cases?q={typed}").get_data(as_text=True)
+            assert ref in page and other not in page
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert not planned
+    (statement, parameters), *_ = captured
+    with app.app_context():
+        savepoint = db.session.begin_nested()
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+        connection = db.session.connection()
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
+        savepoint.rollback()
+    assert "uq_case_ref" in plan and "uq_case_report_ref" in plan, plan
+    assert "ix_case_search_text" not in plan, plan
+
+
 def test_the_compound_filter_lists_the_compounds_of_the_users_area(client, auth):
     """Each role's list offers the compounds it may filter by, and selecting one keeps it selected."""
 

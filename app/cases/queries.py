@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, literal_column, or_, select, text, true
+from sqlalchemy import and_, func, literal_column, or_, select, text, true, union
 from sqlalchemy.orm import selectinload
 
 from app.auth import roles
@@ -255,9 +255,11 @@ def search_clause(q: str, entity=Case):
         kind, compact, upper = _word_kind(word), word.replace("-", "").replace(" ", ""), word.upper()
         if kind == "phone":  # the case's caller or a linked caller
             clauses.append(
-                or_(
-                    entity.resident_phone == compact,
-                    entity.id.in_(select(CaseReport.case_id).where(CaseReport.resident_phone == compact)),
+                entity.id.in_(
+                    union(
+                        select(Case.id).where(Case.resident_phone == compact),
+                        select(CaseReport.case_id).where(CaseReport.resident_phone == compact),
+                    )
                 )
             )
         elif kind == "last4":
@@ -265,7 +267,12 @@ def search_clause(q: str, entity=Case):
         elif kind == "ref":  # equality on the unique index (a case's or a linked caller's reference)
             ref = _whole_ref(word)
             clauses.append(
-                or_(entity.ref == ref, entity.id.in_(select(CaseReport.case_id).where(CaseReport.ref == ref)))
+                entity.id.in_(
+                    union(
+                        select(Case.id).where(Case.ref == ref),
+                        select(CaseReport.case_id).where(CaseReport.ref == ref),
+                    )
+                )
             )
         else:  # the word as typed, and as a reference is written (upper case, without the prefix)
             ref_part = upper[len(REF_PREFIX) :] if upper.startswith(REF_PREFIX) else upper
@@ -384,7 +391,9 @@ def _filtered(user, filters: CaseFilters):
         clause = search_clause(filters.q)
         if clause is not None:
             query = query.where(clause)
-            search = True
+            # bitmap scans only for a part of the texts (the trigram index); a phone number or a whole
+            # reference is a few ids found by equality, then read by primary key
+            search = _has_free_text(filters.q)
     if filters.needs_routing is not None:
         query = query.where(Case.needs_routing.is_(filters.needs_routing))
     if filters.overdue:
