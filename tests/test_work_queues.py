@@ -123,6 +123,11 @@ def test_search_by_what_a_caller_says(client, auth):
     assert found(ref) == [ref]  # the full reference
     assert found(ref.removeprefix("KSM-")) == [ref] == found(ref.lower())  # without the prefix, any case
     assert ref in found(ref[-9:])  # a part of it
+    # the day and the number as a caller reads them out, of this year's case and of last year's
+    older = make_case("closed", description="去年的楼道漏水", now=utcnow() - timedelta(days=400))
+    assert found(ref[-9:]) == [ref] and found(older[-9:]) == [older]
+    assert found(older[-9:].replace(older[-4:], "9999")) == []  # no such number that day
+    assert found("1345-0001") == []  # no such day: a part of the texts, found nowhere
     assert ref in found("锅炉房 1234") and ref not in found("锅炉房 9999")  # every word must match
     assert ref in found("先生") and ref not in found("生锅炉")  # a word never spans the name and the description
     closed = make_case("closed", description="电梯按钮失灵已修好")
@@ -131,14 +136,18 @@ def test_search_by_what_a_caller_says(client, auth):
 
 
 def test_a_whole_reference_is_recognised_however_it_is_typed():
-    from app.cases.queries import _whole_ref, _word_kind
+    from app.cases.queries import DAY_REF_YEARS, _day_refs, _whole_ref, _word_kind
 
     assert _whole_ref("KSM-20261125-0001") == "KSM-20261125-0001"
     assert _whole_ref("ksm-20261125-0001") == _whole_ref("20261125-0001") == "KSM-20261125-0001"
     assert _whole_ref("20261125-12345") == "KSM-20261125-12345"  # a busy day's five-digit number
     assert _whole_ref("1125-0001") is None and _whole_ref("20261125") is None and _whole_ref("KSM-2026") is None
-    assert _word_kind("20261125-0001") == "ref" and _word_kind("1125-0001") == "text"
+    assert _word_kind("20261125-0001") == "ref" and _word_kind("1125-0001") == "day_ref"
+    assert _word_kind("1345-0001") == _word_kind("0230-0001") == _word_kind("1125-01") == "text"  # no such day
     assert _word_kind("138-1234-5678") == "phone" and _word_kind("5678") == "last4"
+    this_year = to_local(utcnow()).year
+    assert _day_refs("1125-0042") == [f"KSM-{this_year - n}1125-0042" for n in range(DAY_REF_YEARS)]
+    assert all(ref[8:12] == "0229" for ref in _day_refs("0229-0001")) and len(_day_refs("0229-0001")) in (1, 2)
 
 
 def test_api_search_with_q(client, app):

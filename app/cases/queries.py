@@ -17,7 +17,7 @@ import json
 import re
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,7 +30,7 @@ from app.auth.permissions import scope_clause
 from app.cases.models import CHANNELS, TRIGRAM_COLUMNS, URGENCIES, Case, CaseReport, Category, search_text
 from app.core.errors import ValidationError
 from app.core.params import parse_id, reasonable_instant
-from app.core.timeutil import parse_instant, utcnow
+from app.core.timeutil import parse_instant, to_local, utcnow
 from app.extensions import db
 from app.org import lookups
 from workflows import STATES
@@ -227,8 +227,32 @@ def _whole_ref(word: str) -> str | None:
     return f"{REF_PREFIX}{found.group(1)}-{found.group(2)}" if found else None
 
 
+#: the part of a reference a caller reads out: its day without the year and its number ("1125-0042")
+_DAY_REF = re.compile(r"^(\d{2})(\d{2})-(\d{4,7})$")
+#: … looked up among the references of this many years, the current one included
+DAY_REF_YEARS = 5
+
+
+def _day_refs(word: str) -> list[str]:
+    """The references ``word`` can stand for when it is a day and a number ("1125-0042" → KSM-20261125-0042,
+    KSM-20251125-0042, … over :data:`DAY_REF_YEARS` years), or [] when it is not one (no such day)."""
+    found = _DAY_REF.match(word)
+    if not found:
+        return []
+    month, day, number = int(found.group(1)), int(found.group(2)), found.group(3)
+    this_year = to_local(utcnow()).year
+    refs = []
+    for year in range(this_year, this_year - DAY_REF_YEARS, -1):
+        try:
+            refs.append(f"{REF_PREFIX}{date(year, month, day):%Y%m%d}-{number}")
+        except ValueError:  # no such day (13th month, 30 February; 29 February of a common year)
+            continue
+    return refs
+
+
 def _word_kind(word: str) -> str:
-    """How a search word is matched: ``phone``, ``last4``, ``ref`` (a whole reference) or ``text``."""
+    """How a search word is matched: ``phone``, ``last4``, ``ref`` (a whole reference), ``day_ref`` (a day and
+    a number of a reference) or ``text``."""
     compact = word.replace("-", "").replace(" ", "")
     if _PHONE.match(compact):
         return "phone"
@@ -236,6 +260,8 @@ def _word_kind(word: str) -> str:
         return "last4"
     if _whole_ref(word):
         return "ref"
+    if _day_refs(word):
+        return "day_ref"
     return "text"
 
 
@@ -245,7 +271,10 @@ def search_clause(q: str, entity=Case):
     A word is matched as
     - a full mobile number → that resident phone; exactly 4 digits → the phone's last 4 digits;
     - a whole reference (``KSM-20261125-0001``, with or without the prefix) → that case, by equality;
-      any other part of a reference is matched as a part of the texts below;
+      its day and number as a caller reads them out (``1125-0001``) → the references of that day and
+      number over the last :data:`DAY_REF_YEARS` years, by equality (a reference of any size of city is
+      found at once: the trigrams of numbers are shared by too many cases); any other part of a reference
+      is matched as a part of the texts below;
     - otherwise a part of the reference, the resident's name, the description or the address (one
       expression of the four, :func:`app.cases.models.search_text`).
     On PostgreSQL the "part of" comparisons are served by the trigram search index (3 characters or more).
@@ -264,13 +293,13 @@ def search_clause(q: str, entity=Case):
             )
         elif kind == "last4":
             clauses.append(entity.resident_phone_last4 == word)
-        elif kind == "ref":  # equality on the unique index (a case's or a linked caller's reference)
-            ref = _whole_ref(word)
+        elif kind in ("ref", "day_ref"):  # equality on the unique indexes (a case's or a linked caller's reference)
+            refs = [_whole_ref(word)] if kind == "ref" else _day_refs(word)
             clauses.append(
                 entity.id.in_(
                     union(
-                        select(Case.id).where(Case.ref == ref),
-                        select(CaseReport.case_id).where(CaseReport.ref == ref),
+                        select(Case.id).where(Case.ref.in_(refs)),
+                        select(CaseReport.case_id).where(CaseReport.ref.in_(refs)),
                     )
                 )
             )
