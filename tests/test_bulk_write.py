@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.cases import services
 from app.cases.models import Case, CaseEvent
 from app.core import bulk
+from app.core.timeutil import utcnow
 from app.extensions import db
 from app.notify.models import OutboundMessage
 from app.reports.models import StepFact
@@ -54,11 +55,15 @@ def _rows(case_id: int) -> dict:
 
 def test_one_statement_writes_what_the_unit_of_work_writes(ctx, monkeypatch):
     clerk = user("clerk1")
-    fast = services.register_case(_intake(), clerk)
+    # the same instant for both: in working hours a deadline is the intake's instant plus working time, so
+    # two intakes a few milliseconds apart would differ in every deadline (outside them, both start at the
+    # next working morning)
+    now = utcnow()
+    fast = services.register_case(_intake(), clerk, now=now)
     assert fast in db.session and not db.session.new  # persistent, nothing left to insert
     db.session.commit()  # commits without a second INSERT (a duplicate key would raise)
     monkeypatch.setattr(bulk, "write_new", lambda *args, **kwargs: False)
-    slow = services.register_case(_intake(), clerk)
+    slow = services.register_case(_intake(), clerk, now=now)
     db.session.commit()
     assert fast.id != slow.id
     one, other = _rows(fast.id), _rows(slow.id)
