@@ -4,6 +4,7 @@ what a caller says (reference, phone, name, words)."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -255,51 +256,71 @@ def test_a_word_with_matches_only_outside_the_newest_cases_pages_through_the_sea
     assert _all_pages(client, url) == list(reversed(theirs))
 
 
-@pytest.mark.skipif(not IS_POSTGRES, reason="the trigram search index is PostgreSQL's")
-def test_a_free_text_search_reads_the_search_index_of_the_joined_texts(app, client, auth, monkeypatch):
-    """The list statement compares the same expression the search index holds (constants in the SQL, so a
-    prepared statement's generic plan matches it too), and PostgreSQL plans it on that index."""
-    from sqlalchemy import event, text
+@contextmanager
+def _statements(app, wanted):
+    """Collect ``(statement, parameters)`` of the SQL run inside the block that ``wanted(statement)`` picks."""
+    from sqlalchemy import event
 
-    from app.cases import queries
     from app.extensions import db
 
-    make_case("grid_assigned", description="锅炉房漏水")
-    monkeypatch.setattr(queries, "SEARCH_WINDOW", 1)  # past the window: the search index
     captured = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
-        if "LIKE" in statement and "LIMIT" in statement and "anon_1" not in statement:
+        if wanted(statement):
             captured.append((statement, parameters))
 
-    auth.login("clerk1")
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        assert client.get("/cases?q=锅炉房").status_code == 200
+        yield captured
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    (statement, parameters), *_ = captured
-    assert "coalesce(\"case\".ref, '') || ' ' || coalesce(\"case\".resident_name, '')" in statement
-    with app.app_context():  # a handful of rows: the scope's own index would do as well, so the other
-        # indexes of the case table are dropped inside a savepoint of the test's transaction (rolled back)
+
+
+def _plan(app, statement, parameters, *, only_index: str | None = None) -> str:
+    """PostgreSQL's plan of ``statement`` without sequential scans, inside a savepoint of the test's
+    transaction (rolled back); ``only_index``: the case table's other indexes dropped first (a handful of
+    rows: any index would do as well as the one a large table needs)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context():
         savepoint = db.session.begin_nested()
-        others = db.session.execute(
-            text(
-                """SELECT i.indexrelid::regclass::text FROM pg_index i
-                   LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid
-                   WHERE i.indrelid = '"case"'::regclass AND c.oid IS NULL
-                   AND i.indexrelid <> 'ix_case_search_text'::regclass"""
-            )
-        ).scalars()
-        for name in list(others):
-            db.session.execute(text(f"DROP INDEX {name}"))
+        if only_index:
+            others = db.session.execute(
+                text(
+                    """SELECT i.indexrelid::regclass::text FROM pg_index i
+                       LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid
+                       WHERE i.indrelid = '"case"'::regclass AND c.oid IS NULL
+                       AND i.indexrelid <> CAST(:keep AS regclass)"""
+                ),
+                {"keep": only_index},
+            ).scalars()
+            for name in list(others):
+                db.session.execute(text(f"DROP INDEX {name}"))
         db.session.execute(text("SET LOCAL enable_seqscan = off"))
         connection = db.session.connection()
         plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
-        db.session.execute(text("SET LOCAL enable_seqscan = on"))
         savepoint.rollback()
+    return plan
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="the trigram search index is PostgreSQL's")
+def test_a_free_text_search_reads_the_search_index_of_the_joined_texts(app, client, auth, monkeypatch):
+    """The list statement compares the same expression the search index holds (constants in the SQL, so a
+    prepared statement's generic plan matches it too), and PostgreSQL plans it on that index."""
+    from app.cases import queries
+
+    make_case("grid_assigned", description="锅炉房漏水")
+    monkeypatch.setattr(queries, "SEARCH_WINDOW", 1)  # past the window: the search index
+    auth.login("clerk1")
+    with _statements(app, lambda sql: "LIKE" in sql and "LIMIT" in sql and "anon_1" not in sql) as captured:
+        assert client.get("/cases?q=锅炉房").status_code == 200
+    (statement, parameters), *_ = captured
+    assert "coalesce(\"case\".ref, '') || ' ' || coalesce(\"case\".resident_name, '')" in statement
+    plan = _plan(app, statement, parameters, only_index="ix_case_search_text")
     assert "Bitmap Index Scan on ix_case_search_text" in plan, plan
     assert "Index Cond: ((community_id = " in plan, plan  # the scope inside the same index
 
@@ -309,40 +330,21 @@ def test_a_whole_reference_is_looked_up_on_the_unique_index_not_across_the_scope
     """A whole reference (with or without its prefix) is found by equality on the references' unique
     indexes, whatever the size of the user's area: the list statement is planned freely (not with the
     search's bitmap-only settings) and reads ``uq_case_ref``, not the search index over the scope."""
-    from sqlalchemy import event, text
-
     from app.cases import queries
-    from app.extensions import db
 
     ref = make_case("grid_assigned", description="锅炉房漏水")
     other = make_case("grid_assigned", description="楼道灯不亮了")
     planned = []
     original = queries._bitmap_scans
     monkeypatch.setattr(queries, "_bitmap_scans", lambda: planned.append(True) or original())
-    captured = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        if "uq_case" not in statement and "LIMIT" in statement and "case_report" in statement:
-            captured.append((statement, parameters))
-
     auth.login("supervisor1")
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with _statements(app, lambda sql: "LIMIT" in sql and "case_report" in sql) as captured:
         for typed in (ref, ref.removeprefix("KSM-"), ref.lower()):
             page = client.get(f"/cases?q={typed}").get_data(as_text=True)
             assert ref in page and other not in page
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert not planned
     (statement, parameters), *_ = captured
-    with app.app_context():
-        savepoint = db.session.begin_nested()
-        db.session.execute(text("SET LOCAL enable_seqscan = off"))
-        connection = db.session.connection()
-        plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
-        savepoint.rollback()
+    plan = _plan(app, statement, parameters)
     assert "uq_case_ref" in plan and "uq_case_report_ref" in plan, plan
     assert "ix_case_search_text" not in plan, plan
 
