@@ -295,3 +295,57 @@ def test_escalation_events_are_visible_in_history(client, auth, app):
 @pytest.fixture
 def in_the_past():
     return WED_0900 - timedelta(days=1)
+
+
+@pytest.mark.postgres
+def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
+    """Each escalation raises ``max_level`` of the case's open step, a column in no index: with room left on
+    the step's page (``fact_step`` fillfactor 90, migration 0016) the new row version stays on the page and
+    no index of the step facts is touched (a HOT update). On a page filled to the brim every escalation wrote
+    a new entry into each of the table's indexes — at ten million cases, into indexes of 67 M rows."""
+    from sqlalchemy import text
+
+    from app.reports.models import StepFact
+
+    case = load(make_case(now=WED_0900))
+    open_step = db.session.scalars(
+        select(StepFact).where(StepFact.case_id == case.id, StepFact.left_at.is_(None))
+    ).one()
+    page = "(ctid::text::point)[0]"
+    # fill the rest of the open step's page with closed steps (copies of it), as a busy day's intake does
+    columns = [c.name for c in StepFact.__table__.columns if c.name not in ("id", "left_at")]
+    listed = ", ".join(columns)
+    for _ in range(200):
+        db.session.execute(
+            text(
+                f"INSERT INTO fact_step ({listed}, left_at) SELECT {listed}, entered_at FROM fact_step WHERE id = :id"
+            ),
+            {"id": open_step.id},
+        )
+        on_page = db.session.execute(
+            text(f"SELECT count(*) FROM fact_step WHERE {page} = (SELECT {page} FROM fact_step WHERE id = :id)"),
+            {"id": open_step.id},
+        ).scalar()
+        last_page = db.session.execute(text(f"SELECT max({page}) FROM fact_step")).scalar()
+        before = db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
+        if last_page > before:  # the page is full: the intake moved on to the next one
+            break
+    assert last_page > before and on_page > 20
+
+    def updates():
+        return db.session.execute(
+            text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'fact_step'")
+        ).one()
+
+    updated, hot = updates()
+    result = sla.sweep_batch(at("2026-11-25T10:40"))
+    assert result.warned == 1
+    db.session.refresh(open_step)
+    assert open_step.max_level == 1
+    updated_after, hot_after = updates()
+    assert updated_after - updated == 1  # the open step, once
+    assert hot_after - hot == 1  # in place: no index written
+    assert (
+        db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
+        == before
+    )
