@@ -104,6 +104,38 @@ def python_speed() -> str:
     return f"Python: 10 M additions {best(loop):.2f} s, 1 M objects {best(objects):.2f} s"
 
 
+#: the server settings that move these figures, printed beside every run
+SERVER_SETTINGS = ("shared_buffers", "effective_cache_size", "work_mem", "random_page_cost", "jit", "autovacuum")
+
+
+def server_settings(url: str = BENCH_PG) -> str:
+    """The bench server's values of :data:`SERVER_SETTINGS` (``shared_buffers 128MB, …``), each marked
+    "(default)" when the server runs with PostgreSQL's own default."""
+    from sqlalchemy import create_engine
+
+    try:
+        engine = create_engine(url.rsplit("/", 1)[0] + "/postgres")  # the server's, whichever bench database
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    """SELECT name, CASE WHEN unit = '8kB' THEN pg_size_pretty(setting::bigint * 8192)
+                                         WHEN unit = 'kB' THEN pg_size_pretty(setting::bigint * 1024)
+                                         ELSE setting END, setting = boot_val
+                       FROM pg_settings WHERE name = ANY(:names)"""
+                ),
+                {"names": list(SERVER_SETTINGS)},
+            ).all()
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001 - a description, never a reason to stop a benchmark
+        return f"settings not read: {type(error).__name__}"
+    found = {name: (value.replace(" ", ""), default) for name, value, default in rows}
+    return ", ".join(
+        f"{name} {found[name][0]}" + (" (default)" if found[name][1] else "")
+        for name in SERVER_SETTINGS
+        if name in found
+    )
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -126,7 +158,7 @@ def machine() -> str:
 
     return (
         f"{cpu}, {os.cpu_count()} cores{memory} ({python_speed()}); {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; {pg} (server on localhost, default settings); "
+        f"Python {platform.python_version()}; {pg} (server on localhost: {server_settings()}); "
         f"SQLite {sqlite3.sqlite_version}"
     )
 

@@ -350,13 +350,14 @@ def schema_signature(connection) -> list[str]:
     return sorted(rows)
 
 
-def _build_indexes(engine, statements: list[str], jobs: int, started) -> None:
+def _build_indexes(engine, statements: list[str], jobs: int, started, took: dict | None = None) -> None:
     """Run the ``CREATE INDEX`` / ``ADD CONSTRAINT`` ``statements`` on ``jobs`` connections side by side,
     those of the largest tables first (each connection takes the next statement when it is done).
 
     With one connection the server builds a large B-tree with parallel workers, but the merge of their
     sorts, the GIN search index and the many smaller indexes run on one core; two builds side by side keep
-    both cores busy (measured at 10 M: see ``docs/benchmarks.md``)."""
+    both cores busy (measured at 10 M: see ``docs/benchmarks.md``). ``took`` receives each statement's
+    seconds by index or constraint name."""
     import threading
 
     with engine.connect() as connection:
@@ -385,8 +386,12 @@ def _build_indexes(engine, statements: list[str], jobs: int, started) -> None:
                     if not queue or errors:  # done, or another connection failed
                         return
                     statement = queue.pop(0)
+                began = time.perf_counter()
                 connection.execute(text(statement))
                 with lock:
+                    if took is not None:
+                        name = re.search(r'(?:INDEX|CONSTRAINT) "?(\w+)"?', statement)
+                        took[name.group(1) if name else statement[:40]] = round(time.perf_counter() - began, 1)
                     done.append(statement)
                     _progress("indexes", len(done), len(statements), started)
 
@@ -511,7 +516,7 @@ def generate(
                     _progress("vacuum", number, len(tables), started)
                 timings["vacuum"] = time.perf_counter() - phase
                 phase = time.perf_counter()
-            _build_indexes(engine, recreate, jobs, started)
+            _build_indexes(engine, recreate, jobs, started, timings.setdefault("each_index", {}))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 timings["indexes"] = time.perf_counter() - phase
                 phase = time.perf_counter()
@@ -563,7 +568,7 @@ def main() -> None:
     city = {name: getattr(args, name) for name in CITY} if args.city else None
     timings: dict = {}
     seconds = generate(args.cases, args.open, args.database, city, args.batch, args.jobs, timings)
-    phases = ", ".join(f"{name} {value:.1f} s" for name, value in timings.items())
+    phases = ", ".join(f"{name} {value:.1f} s" for name, value in timings.items() if name != "each_index")
     print(f"generated {args.cases} cases ({args.open} open) in {seconds:.1f} s ({phases})")
     # for bench_city's tables: how this database was made
     out = Path(__file__).resolve().parent / "out"
