@@ -255,7 +255,9 @@ def render(run: dict) -> str:
     for name in names:
         gen = generation.get(name)
         if gen:
-            phases = ", ".join(f"{phase} {value:.0f} s" for phase, value in gen.get("timings", {}).items())
+            phases = ", ".join(
+                f"{phase} {value:.0f} s" for phase, value in gen.get("timings", {}).items() if phase != "each_index"
+            )
             lines.append(
                 f"| generation, {name} | "
                 + " | ".join((f"{gen['seconds']:.0f} s ({phases})" if n == name else "") for n in names)
