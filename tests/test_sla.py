@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.cases import services
 from app.cases.models import Case, CaseEvent
@@ -303,8 +303,6 @@ def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
     the step's page (``fact_step`` fillfactor 90, migration 0016) the new row version stays on the page and
     no index of the step facts is touched (a HOT update). On a page filled to the brim every escalation wrote
     a new entry into each of the table's indexes — at ten million cases, into indexes of 67 M rows."""
-    from sqlalchemy import text
-
     from app.reports.models import StepFact
 
     case = load(make_case(now=WED_0900))
@@ -312,9 +310,16 @@ def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
         select(StepFact).where(StepFact.case_id == case.id, StepFact.left_at.is_(None))
     ).one()
     page = "(ctid::text::point)[0]"
-    # fill the rest of the open step's page with closed steps (copies of it), as a busy day's intake does
+
+    def page_of_step():
+        return db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
+
+    before = page_of_step()
+    # fill the rest of the open step's page with closed steps (copies of it), as a busy day's intake does,
+    # until the next row goes to a new page
     columns = [c.name for c in StepFact.__table__.columns if c.name not in ("id", "left_at")]
     listed = ", ".join(columns)
+    last_page = before
     for _ in range(200):
         db.session.execute(
             text(
@@ -322,14 +327,12 @@ def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
             ),
             {"id": open_step.id},
         )
-        on_page = db.session.execute(
-            text(f"SELECT count(*) FROM fact_step WHERE {page} = (SELECT {page} FROM fact_step WHERE id = :id)"),
-            {"id": open_step.id},
-        ).scalar()
         last_page = db.session.execute(text(f"SELECT max({page}) FROM fact_step")).scalar()
-        before = db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
-        if last_page > before:  # the page is full: the intake moved on to the next one
+        if last_page > before:
             break
+    on_page = db.session.execute(
+        text(f"SELECT count(*) FROM fact_step WHERE {page} = :page"), {"page": before}
+    ).scalar()
     assert last_page > before and on_page > 20
 
     def updates():
@@ -345,7 +348,4 @@ def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
     updated_after, hot_after = updates()
     assert updated_after - updated == 1  # the open step, once
     assert hot_after - hot == 1  # in place: no index written
-    assert (
-        db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
-        == before
-    )
+    assert page_of_step() == before
