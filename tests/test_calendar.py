@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -98,6 +99,25 @@ def test_a_year_without_a_published_schedule_falls_back_to_weekdays_and_says_so(
     confirmed = WorkCalendar(tz=TZ, confirmed_years=frozenset({2027}), overrides={date(2027, 1, 1): False})
     assert confirmed.deadline(at("2026-12-30T10:00"), Limit.parse("3wd")) == at("2027-01-05T17:30")
     assert confirmed.missing_years == set() and confirmed.year_known(2027)
+
+
+def test_a_copy_sharing_answers_still_says_which_years_have_no_schedule(cal, monkeypatch):
+    """Each request works on a copy of the per-process calendar that shares its answers about days: a day
+    answered by an earlier copy is not looked up again, yet the year without a schedule is still reported."""
+    first = cal.sharing_answers()
+    assert first.deadline(at("2026-12-30T10:00"), Limit.parse("3wd")) == at("2027-01-04T17:30")
+    assert first.missing_years == {2027} and cal.missing_years == set()
+    second = cal.sharing_answers()
+    assert second.missing_years == set()
+    looked_up = []
+    real = WorkCalendar._is_working_day
+    monkeypatch.setattr(WorkCalendar, "_is_working_day", lambda self, day: looked_up.append(day) or real(self, day))
+    assert second.deadline(at("2026-12-30T10:00"), Limit.parse("3wd")) == at("2027-01-04T17:30")
+    assert looked_up == []  # every day answered from the shared answers
+    assert second.missing_years == {2027}
+    # a copy with other overrides does not share them: its own answers
+    other = replace(cal, overrides={date(2026, 12, 31): False}, missing_years=set())
+    assert other.deadline(at("2026-12-30T10:00"), Limit.parse("3wd")) == at("2027-01-05T17:30")
 
 
 def test_other_business_hours(cal):

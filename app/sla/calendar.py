@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -133,10 +133,11 @@ class WorkCalendar:
     fallback_weekdays: frozenset[int] = DEFAULT_WEEKDAYS
     #: years looked at that had no published schedule (filled while computing)
     missing_years: set[int] = field(default_factory=set)
-    #: answers of :meth:`is_working_day` so far (the package scans its whole table on every call; an intake
-    #: or a queue page asks about the same few days dozens of times). Not an init field: a copy made with
-    #: ``dataclasses.replace`` (other overrides, a fresh ``missing_years``) starts with its own.
-    _known_days: dict[date, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: answers of :meth:`is_working_day` so far, day → (working, from the weekday fallback of a year without a
+    #: published schedule) — the package scans its whole table on every call, and an intake or a queue page
+    #: asks about the same few days dozens of times. Not an init field: a copy made with
+    #: ``dataclasses.replace`` starts with its own, unless it has the same overrides (see :meth:`sharing_answers`).
+    _known_days: dict[date, tuple[bool, bool]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -------------------------------------------------------------------------------- working days
 
@@ -152,21 +153,29 @@ class WorkCalendar:
         """Published in the package, or confirmed by an administrator."""
         return year in self.confirmed_years or self.year_published(year)
 
+    def sharing_answers(self) -> WorkCalendar:
+        """A copy with a fresh ``missing_years`` that shares this calendar's answers of :meth:`is_working_day`
+        (a per-request copy of the per-process calendar keeps what earlier requests worked out)."""
+        copy = replace(self, missing_years=set())
+        copy._known_days = self._known_days
+        return copy
+
     def is_working_day(self, day: date) -> bool:
         known = self._known_days.get(day)
         if known is None:
             known = self._known_days[day] = self._is_working_day(day)
-        return known
+        working, guessed = known
+        if guessed:
+            self.missing_years.add(day.year)
+        return working
 
-    def _is_working_day(self, day: date) -> bool:
+    def _is_working_day(self, day: date) -> tuple[bool, bool]:
         if day in self.overrides:
-            return self.overrides[day]
+            return self.overrides[day], False
         try:
-            return chinese_calendar.is_workday(day)
+            return chinese_calendar.is_workday(day), False
         except NotImplementedError:
-            if day.year not in self.confirmed_years:
-                self.missing_years.add(day.year)
-            return day.weekday() in self.fallback_weekdays
+            return day.weekday() in self.fallback_weekdays, day.year not in self.confirmed_years
 
     def working_days(self, start: date, end: date) -> list[date]:
         """Working days from ``start`` to ``end`` inclusive."""

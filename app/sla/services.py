@@ -10,7 +10,6 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -99,8 +98,9 @@ def load_calendar(fresh: bool = False) -> WorkCalendar:
         return g.ksm_calendar
     if fresh:
         settings_cache.clear()
-    # a fresh copy per app context: ``missing_years`` is filled while computing
-    calendar = dataclasses.replace(settings_cache.get("calendar", _read_calendar), missing_years=set())
+    # a fresh copy per app context (``missing_years`` is filled while computing) that shares the per-process
+    # calendar's answers about days
+    calendar = settings_cache.get("calendar", _read_calendar).sharing_answers()
     if has_app_context():
         g.ksm_calendar = calendar
     return calendar
