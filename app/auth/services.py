@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit.services import record_audit
@@ -265,15 +265,17 @@ def create_token(user: User, name: str = "cli") -> tuple[ApiToken, str]:
     return token, secret
 
 
+_TOKEN_QUERY = (
+    select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def user_for_token(secret: str) -> User | None:
     """The active user owning an unrevoked token, or None. Records the token's last use."""
     if not secret:
         return None
-    found = db.session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == ApiToken.hash_secret(secret))
-    ).first()  # the token and its owner in one statement (every API call asks)
+    # the token and its owner in one statement, built once (every API call asks)
+    found = db.session.execute(_TOKEN_QUERY, {"token_hash": ApiToken.hash_secret(secret)}).first()
     if found is None:
         return None
     token, user = found

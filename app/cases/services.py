@@ -7,6 +7,7 @@ and nothing of the unit of work remains.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import secrets
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Integer, Select, bindparam, func, select, union_all
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth import roles
@@ -265,26 +266,47 @@ def validate_intake(data: Intake, actor) -> dict[str, Any]:
     return clean
 
 
+#: the statements of :func:`_duplicates`, built once per (columns, with an excluded case): building one took
+#: longer than running it (an intake asks on every request)
+_DUPLICATE_QUERIES: dict[tuple, Select] = {}
+
+
+def _duplicate_query(columns, excluding: bool) -> Select:
+    key = (columns, excluding)
+    query = _DUPLICATE_QUERIES.get(key)
+    if query is None:
+        query = (
+            select(*columns)
+            .where(
+                Case.compound_id == bindparam("compound_id"),
+                Case.category_id == bindparam("category_id"),
+                Case.created_at >= bindparam("since"),
+                Case.state != "closed",
+            )
+            .order_by(Case.created_at.desc())
+            .limit(bindparam("limit", type_=Integer))
+        )
+        if excluding:
+            query = query.where(Case.id != bindparam("exclude_id"))
+        query = _DUPLICATE_QUERIES[key] = query
+    return query
+
+
 def _duplicates(columns, category_id: int, compound_id: int | None, building_id, now, exclude_id, limit: int) -> list:
     """Rows (of ``columns``, which include ``building_id``) of the open cases of the same category in the same
     compound from the last 7 days, newest first, same building first."""
     if compound_id is None:
         return []
-    since = (now or utcnow()) - timedelta(days=DUPLICATE_WINDOW_DAYS)
-    query = (
-        select(*columns)
-        .where(
-            Case.compound_id == compound_id,
-            Case.category_id == category_id,
-            Case.created_at >= since,
-            Case.state != "closed",
-        )
-        .order_by(Case.created_at.desc())
-        .limit(limit * 3)
-    )
+    params = {
+        "compound_id": compound_id,
+        "category_id": category_id,
+        "since": (now or utcnow()) - timedelta(days=DUPLICATE_WINDOW_DAYS),
+        "limit": limit * 3,
+    }
     if exclude_id is not None:
-        query = query.where(Case.id != exclude_id)
-    found = list(db.session.scalars(query) if len(columns) == 1 else db.session.execute(query))
+        params["exclude_id"] = exclude_id
+    query = _duplicate_query(columns, exclude_id is not None)
+    found = list(db.session.scalars(query, params) if len(columns) == 1 else db.session.execute(query, params))
     found.sort(key=lambda row: (building_id is None or row.building_id != building_id,))
     return found[:limit]
 
@@ -320,6 +342,25 @@ ROUTING_LOAD_CAP = 200
 _routing_turn = itertools.count()
 
 
+@functools.cache
+def _routing_query() -> Select:
+    """The active grid workers of a grid (``grid_id``) with their open cases, each counted up to ``cap``."""
+    capped = (
+        select(Case.id)
+        # open states only: the (assignee, state) index then skips the worker's closed history
+        .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
+        .limit(bindparam("cap", type_=Integer))
+        .correlate(User)
+        .subquery()
+    )
+    open_load = select(func.count()).select_from(capped).scalar_subquery()
+    return (
+        select(User, open_load)
+        .where(User.role == roles.GRID_WORKER, User.grid_id == bindparam("grid_id"), User.active.is_(True))
+        .order_by(User.id)
+    )
+
+
 def route_targets(compound: Compound, day) -> dict[str, Any]:
     """Who a case in ``compound`` goes to: the grid and its least-loaded worker, the firm, the branch.
 
@@ -330,20 +371,7 @@ def route_targets(compound: Compound, day) -> dict[str, Any]:
     """
     targets: dict[str, Any] = {"grid_id": compound.grid_id, "grid_worker": None, "firm_id": None, "branch_id": None}
     if compound.grid_id is not None:
-        capped = (
-            select(Case.id)
-            # open states only: the (assignee, state) index then skips the worker's closed history
-            .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
-            .limit(ROUTING_LOAD_CAP)
-            .correlate(User)
-            .subquery()
-        )
-        open_load = select(func.count()).select_from(capped).scalar_subquery()
-        rows = db.session.execute(
-            select(User, open_load)
-            .where(User.role == roles.GRID_WORKER, User.grid_id == compound.grid_id, User.active.is_(True))
-            .order_by(User.id)
-        ).all()
+        rows = db.session.execute(_routing_query(), {"grid_id": compound.grid_id, "cap": ROUTING_LOAD_CAP}).all()
         if rows:
             least = min(load for _user, load in rows)
             candidates = [user for user, load in rows if load == least]

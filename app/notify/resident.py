@@ -8,13 +8,14 @@ loops and cost; a message held back by them is kept as ``skipped`` with the reas
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, func, literal_column, select
+from sqlalchemy import Integer, and_, bindparam, exists, func, literal_column, select
 
 from app.cases.models import Case
 from app.core.timeutil import app_tz, to_local, utcnow
@@ -117,28 +118,32 @@ def signoff_link(case: Case) -> str:
 # ------------------------------------------------------------------------------------------ queue
 
 
-def _sent_today(phone: str | None, now: datetime, cap: int, statuses: tuple[str, ...] = ("pending", "sent")):
-    """The resident messages of today in ``statuses`` (to ``phone``, or to anyone), counted up to ``cap``: a
-    bounded index range scan however busy the day."""
-    local = to_local(now)
-    start = datetime.combine(local.date(), time(0), app_tz())
+def _today(now: datetime) -> dict:
+    """The bounds of the local day of ``now`` (the ``start`` and ``end`` of :func:`_sent_today`)."""
+    start = datetime.combine(to_local(now).date(), time(0), app_tz())
+    return {"start": start, "end": start + timedelta(days=1)}
+
+
+def _sent_today(to_one: bool, statuses: tuple[str, ...] = ("pending", "sent")):
+    """The resident messages of the day from ``start`` to ``end`` in ``statuses`` (to the number ``phone`` if
+    ``to_one``, or to anyone), counted up to ``cap``: a bounded index range scan however busy the day."""
     query = select(OutboundMessage.id).where(
         OutboundMessage.audience == "resident",
         OutboundMessage.status.in_(statuses),
-        OutboundMessage.created_at >= start,
-        OutboundMessage.created_at < start + timedelta(days=1),
+        OutboundMessage.created_at >= bindparam("start"),
+        OutboundMessage.created_at < bindparam("end"),
     )
-    if phone is not None:
-        query = query.where(OutboundMessage.recipient == phone)
-    return select(func.count()).select_from(query.limit(cap).subquery()).scalar_subquery()
+    if to_one:
+        query = query.where(OutboundMessage.recipient == bindparam("phone"))
+    capped = query.limit(bindparam("cap", type_=Integer)).subquery()
+    return select(func.count()).select_from(capped).scalar_subquery()
 
 
-def standing_query(phone: str, now: datetime):
-    """One row: whether ``phone`` opted out, and today's resident messages to it (counted up to its quota)."""
-    return select(
-        exists().where(SmsOptOut.phone == phone),
-        _sent_today(phone, now, current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]),
-    )
+@functools.cache
+def standing_query():
+    """One row: whether ``phone`` opted out, and its resident messages of the day (``start``, ``end``) counted up
+    to ``cap`` (built once: building it took longer than running it, and an intake asks on every request)."""
+    return select(exists().where(SmsOptOut.phone == bindparam("phone")), _sent_today(True))
 
 
 def _refusal(phone: str, now: datetime) -> str | None:
@@ -147,10 +152,11 @@ def _refusal(phone: str, now: datetime) -> str | None:
 
     The system's daily total is the sender's to enforce (:class:`DailyTotal`): counting up to it here
     read up to ``SMS_MAX_PER_DAY`` index entries on every intake late in a busy day."""
-    opted_out, to_number = db.session.execute(standing_query(phone, now)).one()
+    cap = current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]
+    opted_out, to_number = db.session.execute(standing_query(), {"phone": phone, "cap": cap, **_today(now)}).one()
     if opted_out:
         return "opted out"
-    if to_number >= current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]:
+    if to_number >= cap:
         return "daily quota for this number reached"
     return None
 
@@ -161,7 +167,7 @@ class DailyTotal:
 
     def __init__(self, now: datetime):
         self.cap = current_app.config["SMS_MAX_PER_DAY"]
-        self.count = db.session.scalar(select(_sent_today(None, now, self.cap, statuses=("sent",))))
+        self.count = db.session.scalar(select(_sent_today(False, statuses=("sent",))), {"cap": self.cap, **_today(now)})
 
     def reached(self) -> bool:
         return self.count >= self.cap
