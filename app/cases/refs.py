@@ -69,16 +69,22 @@ def next_number(day: date) -> int:
     return db.session.execute(text(f"SELECT nextval('{_day_sequence(day)}')")).scalar_one()
 
 
-#: database URL → the sequence behind ``"case".id`` (looked up once per process)
-_case_sequences: dict[str, str] = {}
+#: (database URL, table) → the sequence behind the table's id (looked up once per process)
+_sequences: dict[tuple[str, str], str] = {}
 
 
-def _case_sequence() -> str:
-    key = _url()
-    if key not in _case_sequences:
-        name = db.session.execute(text("""SELECT pg_get_serial_sequence('"case"', 'id')""")).scalar_one()
-        _case_sequences[key] = name
-    return _case_sequences[key]
+def _sequence_of(table: str) -> str:
+    key = (_url(), table)
+    name = _sequences.get(key)
+    if name is None:
+        name = _sequences[key] = db.session.execute(
+            text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": f'"{table}"'}
+        ).scalar_one()
+    return name
+
+
+#: the statement of each (day's sequence, checking a code, ids taken ahead), built once
+_ALLOCATIONS: dict[tuple, object] = {}
 
 
 def allocate(
@@ -92,13 +98,22 @@ def allocate(
     statement. Like the numbers, an id taken by an intake that fails (or not needed) is not reused.
     """
     ids = ids or {}
-    columns = ["nextval(CAST(:seq AS regclass))", f"nextval('{_day_sequence(day)}')" if day is not None else "NULL"]
-    columns.append(
-        'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
-        " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
-        if code is not None
-        else "false"
-    )
-    columns += IdPool.columns(ids)
-    row = db.session.execute(text(f"SELECT {', '.join(columns)}"), {"seq": _case_sequence(), "code": code}).one()
+    day_sequence = _day_sequence(day) if day is not None else None
+    key = (_url(), day_sequence, code is not None, tuple(ids.items()))
+    statement = _ALLOCATIONS.get(key)
+    if statement is None:
+        columns = [
+            f"nextval('{_sequence_of('case')}')",
+            f"nextval('{day_sequence}')" if day_sequence is not None else "NULL",
+            'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
+            " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
+            if code is not None
+            else "false",
+        ]
+        columns += IdPool.columns({_sequence_of(table): n for table, n in ids.items()})
+        statement = text(f"SELECT {', '.join(columns)}")
+        if len(_ALLOCATIONS) > 256:  # one entry per day and shape: a long-running process drops the old days
+            _ALLOCATIONS.clear()
+        _ALLOCATIONS[key] = statement
+    row = db.session.execute(statement, {"code": code} if code is not None else {}).one()
     return row[0], row[1], bool(row[2]), IdPool.from_row(ids, row[3:])

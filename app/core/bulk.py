@@ -61,11 +61,11 @@ class IdPool:
 
     @staticmethod
     def columns(counts: dict[str, int]) -> list[str]:
-        """SQL expressions taking ``count`` ids of each table (one array column per table), to be selected
-        with other values in one statement; :meth:`from_row` reads them back."""
+        """SQL expressions taking ``count`` values of each sequence (one array column per sequence, named as
+        ``pg_get_serial_sequence`` gives it), to be selected with other values in one statement;
+        :meth:`from_row` reads them back by table, in the same order."""
         return [
-            f"ARRAY(SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) FROM generate_series(1, {int(n)}))"
-            for table, n in counts.items()
+            f"ARRAY(SELECT nextval('{sequence}') FROM generate_series(1, {int(n)}))" for sequence, n in counts.items()
         ]
 
     @classmethod
