@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import insert, inspect, text
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.extensions import db
@@ -112,7 +113,8 @@ _STATEMENTS: dict[tuple, tuple[str, list]] = {}
 def _statement(shape: tuple, dialect) -> tuple[str, list]:
     """``WITH w_case AS (INSERT …), w_case_event AS (INSERT …) … SELECT 1`` with one positional parameter per
     value, in the order of the tables, their rows and their columns; and the columns' bind processors."""
-    built = _STATEMENTS.get(shape)
+    key = (dialect.name, dialect.driver, shape)
+    built = _STATEMENTS.get(key)
     if built is not None:
         return built
     parts, processors, n = [], [], 0
@@ -127,13 +129,17 @@ def _statement(shape: tuple, dialect) -> tuple[str, list]:
         parts.append(f'w_{table.name} AS (INSERT INTO "{table.name}" ({listed}) VALUES {", ".join(tuples)})')
     built = (f"WITH {', '.join(parts)} SELECT 1", processors)
     if len(_STATEMENTS) < 64:
-        _STATEMENTS[shape] = built
+        _STATEMENTS[key] = built
     return built
 
 
 def _execute_raw(connection, statement: str, parameters: tuple) -> None:
     """Run ``statement`` (``$n`` placeholders) through SQLAlchemy — its events, its error wrapping — on a psycopg
-    ``RawCursor``, which passes the statement to the server as it is."""
+    ``RawCursor``, which passes the statement to the server as it is.
+
+    The factory is swapped on the connection for the duration of this one execution: any other cursor opened
+    on it meanwhile would be a ``RawCursor`` too (and fail on ``%s`` placeholders) — no event listener of this
+    application runs SQL on the connection inside an execution, which is what would do that."""
     from psycopg import RawCursor
 
     driver = connection.connection.driver_connection
@@ -178,11 +184,13 @@ def write_new(models: Sequence[type], pool: IdPool) -> bool:
         tuple((table, len(batch), tuple(batch[0])) for table, batch in batches), connection.dialect
     )
     flat = (value for _table, batch in batches for row in batch for value in row.values())
-    _execute_raw(
-        connection,
-        statement,
-        tuple(value if process is None else process(value) for process, value in zip(processors, flat, strict=True)),
-    )
+    try:
+        parameters = tuple(
+            value if process is None else process(value) for process, value in zip(processors, flat, strict=True)
+        )
+    except (TypeError, ValueError) as error:  # e.g. a naive datetime: as SQLAlchemy reports a bad value
+        raise StatementError(f"({type(error).__name__}) {error}", statement, None, error) from error
+    _execute_raw(connection, statement, parameters)
     session.dispatch.after_flush(session, None)
     for obj in new:
         session.expunge(obj)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -135,8 +136,8 @@ class WorkCalendar:
     missing_years: set[int] = field(default_factory=set)
     #: answers of :meth:`is_working_day` so far, day → (working, from the weekday fallback of a year without a
     #: published schedule) — the package scans its whole table on every call, and an intake or a queue page
-    #: asks about the same few days dozens of times. Not an init field: a copy made with
-    #: ``dataclasses.replace`` starts with its own, unless it has the same overrides (see :meth:`sharing_answers`).
+    #: asks about the same few days dozens of times. Not an init field: a copy made with ``dataclasses.replace``
+    #: always starts with its own; only :meth:`sharing_answers` shares them.
     _known_days: dict[date, tuple[bool, bool]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -------------------------------------------------------------------------------- working days
@@ -155,8 +156,13 @@ class WorkCalendar:
 
     def sharing_answers(self) -> WorkCalendar:
         """A copy with a fresh ``missing_years`` that shares this calendar's answers of :meth:`is_working_day`
-        (a per-request copy of the per-process calendar keeps what earlier requests worked out)."""
-        copy = replace(self, missing_years=set())
+        (a per-request copy of the per-process calendar keeps what earlier requests worked out).
+
+        The answers hold only while the days' rules do: the copy's overrides are read-only, and a calendar with
+        other rules is made with ``dataclasses.replace`` (which starts its own answers), never by assigning to
+        the fields of a shared copy."""
+        overrides = self.overrides if isinstance(self.overrides, MappingProxyType) else MappingProxyType(self.overrides)
+        copy = replace(self, overrides=overrides, missing_years=set())
         copy._known_days = self._known_days
         return copy
 
