@@ -305,35 +305,47 @@ def test_the_sweep_raises_an_open_steps_level_in_place_on_a_full_page(ctx):
     a new entry into each of the table's indexes — at ten million cases, into indexes of 67 M rows."""
     from app.reports.models import StepFact
 
+    page = "(ctid::text::point)[0]"
+    columns = [c.name for c in StepFact.__table__.columns if c.name not in ("id", "left_at")]
+    listed = ", ".join(columns)
+
+    def fill_page_of(step_id: int) -> int:
+        """Insert closed copies of a step until one goes to a new page; returns that page."""
+        first = db.session.execute(text(f"SELECT max({page}) FROM fact_step")).scalar()
+        for _ in range(300):
+            landed = db.session.execute(
+                text(
+                    f"INSERT INTO fact_step ({listed}, left_at) SELECT {listed}, entered_at FROM fact_step "
+                    f"WHERE id = :id RETURNING {page}"
+                ),
+                {"id": step_id},
+            ).scalar()
+            if landed > first:
+                return landed
+        raise AssertionError("the table's last page never filled")
+
+    # rows that earlier tests rolled back leave dead space on the page the table's rows go to now: start the
+    # case on a page of its own. A first case (not due at the sweep below) fills that page with its copies
+    # until the rows go to a new one; the case of the test is registered there.
+    other = load(make_case(now=at("2026-11-26T09:00")))
+    fresh = fill_page_of(db.session.scalars(select(StepFact.id).where(StepFact.case_id == other.id)).first())
     case = load(make_case(now=WED_0900))
     open_step = db.session.scalars(
         select(StepFact).where(StepFact.case_id == case.id, StepFact.left_at.is_(None))
     ).one()
-    page = "(ctid::text::point)[0]"
 
     def page_of_step():
         return db.session.execute(text(f"SELECT {page} FROM fact_step WHERE id = :id"), {"id": open_step.id}).scalar()
 
     before = page_of_step()
+    assert before == fresh
     # fill the rest of the open step's page with closed steps (copies of it), as a busy day's intake does,
     # until the next row goes to a new page
-    columns = [c.name for c in StepFact.__table__.columns if c.name not in ("id", "left_at")]
-    listed = ", ".join(columns)
-    last_page = before
-    for _ in range(200):
-        db.session.execute(
-            text(
-                f"INSERT INTO fact_step ({listed}, left_at) SELECT {listed}, entered_at FROM fact_step WHERE id = :id"
-            ),
-            {"id": open_step.id},
-        )
-        last_page = db.session.execute(text(f"SELECT max({page}) FROM fact_step")).scalar()
-        if last_page > before:
-            break
+    last_page = fill_page_of(open_step.id)
     on_page = db.session.execute(
         text(f"SELECT count(*) FROM fact_step WHERE {page} = :page"), {"page": before}
     ).scalar()
-    assert last_page > before and on_page > 20
+    assert last_page > before and on_page > 20  # the page is full of live rows
 
     def updates():
         return db.session.execute(
