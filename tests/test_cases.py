@@ -190,6 +190,47 @@ def test_possible_duplicates_are_listed_at_intake(ctx):
     )
 
 
+@pytest.mark.postgres
+def test_the_duplicates_read_with_the_allocation_are_those_the_pages_show(ctx):
+    """On PostgreSQL an intake reads its possible duplicates in the statement that allocates its id: the same
+    references, in the same order, as the stand-alone query — more candidates than are looked at, closed
+    ones, other categories, with a building (same building first) and without."""
+    base = utcnow()
+    for n in range(18):  # more than the 15 newest looked at: the oldest fall out
+        make_case(category="lift_fault", building=("2栋", "5栋", None)[n % 3], now=base - timedelta(minutes=60 - n))
+    make_case("closed", category="lift_fault", building="2栋", now=base - timedelta(minutes=1))
+    make_case(category="garbage", building="2栋", now=base - timedelta(minutes=1))
+    for building in ("2栋", "5栋", None):
+        intake = services.Intake(
+            category="lift_fault",
+            description="2栋电梯又坏了，困人",
+            compound="X01",
+            building=building,
+            resident_name="李",
+            resident_phone="13700000000",
+        )
+        case = services.register_case(intake, user("clerk1"), now=base)
+        expected = services.possible_duplicate_refs(
+            case.category_id, case.compound_id, case.building_id, base, exclude_id=case.id
+        )
+        assert len(expected) == services.DUPLICATES_SHOWN
+        assert case.possible_duplicates == expected, building
+        assert services.events_of(case)[0].payload["possible_duplicates"] == expected
+        db.session.rollback()
+    other_compound = services.register_case(
+        services.Intake(
+            category="lift_fault",
+            description="电梯坏了，困人",
+            compound="X02",
+            resident_name="李",
+            resident_phone="13700000000",
+        ),
+        user("clerk1"),
+        now=base,
+    )
+    assert other_compound.possible_duplicates == []
+
+
 # ----------------------------------------------------------------------------------------- lifecycle
 
 

@@ -16,9 +16,11 @@ A sequence is one small relation (8 kB) per day: about 3 MB a year, so old ones 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.core.bulk import IdPool
@@ -88,18 +90,25 @@ _ALLOCATIONS: dict[tuple, object] = {}
 
 
 def allocate(
-    day: date | None, code: str | None = None, ids: dict[str, int] | None = None
-) -> tuple[int, int | None, bool, IdPool]:
+    day: date | None,
+    code: str | None = None,
+    ids: dict[str, int] | None = None,
+    also: Mapping[str, tuple[ColumnElement, dict[str, Any]]] | None = None,
+) -> tuple[int, int | None, bool, IdPool, dict[str, Any]]:
     """A new case's id, given ``day`` that day's next reference number, whether the sign-off ``code`` (a fresh
-    candidate) is already used by a case or a linked report, and ``ids`` (table → how many) taken ahead for the
-    rows the intake will write with the case — one statement.
+    candidate) is already used by a case or a linked report, ``ids`` (table → how many) taken ahead for the
+    rows the intake will write with the case, and the values of ``also`` (name → a scalar expression built once
+    by the caller, and its parameters) — one statement.
 
     Taking the ids before the INSERT lets an intake write the case, its events, steps and receipt in one
-    statement. Like the numbers, an id taken by an intake that fails (or not needed) is not reused.
+    statement. Like the numbers, an id taken by an intake that fails (or not needed) is not reused. The
+    intake reads what it must know before writing (its possible duplicates, the resident's SMS standing)
+    in the same round trip, through ``also``.
     """
     ids = ids or {}
+    also = also or {}
     day_sequence = _day_sequence(day) if day is not None else None
-    key = (_url(), day_sequence, code is not None, tuple(ids.items()))
+    key = (_url(), day_sequence, code is not None, tuple(ids.items()), tuple((n, id(e)) for n, (e, _p) in also.items()))
     statement = _ALLOCATIONS.get(key)
     if statement is None:
         columns = [
@@ -111,9 +120,13 @@ def allocate(
             else "false",
         ]
         columns += IdPool.columns({_sequence_of(table): n for table, n in ids.items()})
-        statement = text(f"SELECT {', '.join(columns)}")
+        statement = select(*(text(column) for column in columns), *(e.label(n) for n, (e, _p) in also.items()))
         if len(_ALLOCATIONS) > 256:  # one entry per day and shape: a long-running process drops the old days
             _ALLOCATIONS.clear()
         _ALLOCATIONS[key] = statement
-    row = db.session.execute(statement, {"code": code} if code is not None else {}).one()
-    return row[0], row[1], bool(row[2]), IdPool.from_row(ids, row[3:])
+    params: dict[str, Any] = {"code": code} if code is not None else {}
+    for _name, (_expression, values) in also.items():
+        params.update(values)
+    row = db.session.execute(statement, params).one()
+    extra = {name: row._mapping[name] for name in also}
+    return row[0], row[1], bool(row[2]), IdPool.from_row(ids, row[3 : 3 + len(ids)]), extra

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Integer, Select, bindparam, func, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select, union_all
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth import roles
@@ -54,6 +55,8 @@ from workflows.rules import RULES
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 REF_PREFIX = "KSM"
 DUPLICATE_WINDOW_DAYS = 7
+#: possible duplicates shown at intake (the newest open ones, same building first)
+DUPLICATES_SHOWN = 5
 STAFF_CHANNELS = ("window", "phone", "grid")
 MAX_DESCRIPTION = 4000  # Open311 allows 4000 characters
 MAX_NOTE = 2000
@@ -130,20 +133,21 @@ def next_ref(now: datetime | None = None) -> str:
 
 
 def _allocate(
-    now: datetime, *, need_ref: bool, need_code: bool, ids: dict[str, int]
-) -> tuple[int | None, str | None, str | None, bulk.IdPool]:
+    now: datetime, *, need_ref: bool, need_code: bool, ids: dict[str, int], also: Mapping | None = None
+) -> tuple[int | None, str | None, str | None, bulk.IdPool, dict[str, Any] | None]:
     """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it), if ``need_ref`` its
-    reference number, if ``need_code`` a sign-off code no one uses, and the ``ids`` of the rows written with
-    the case — on PostgreSQL all in one statement (a fresh code is checked there; only a clash, rare, costs a
-    second look-up)."""
+    reference number, if ``need_code`` a sign-off code no one uses, the ``ids`` of the rows written with
+    the case and the values of ``also`` (see :func:`app.cases.refs.allocate`) — on PostgreSQL all in one
+    statement (a fresh code is checked there; only a clash, rare, costs a second look-up). On SQLite the
+    last is None: the caller reads those values on its own."""
     if db.session.get_bind().dialect.name != "postgresql":
         code = unique_signoff_code() if need_code else None
-        return None, (next_ref(now) if need_ref else None), code, bulk.IdPool()
+        return None, (next_ref(now) if need_ref else None), code, bulk.IdPool(), None
     day = to_local(now).date()
     candidate = new_signoff_code() if need_code else None
-    case_id, number, taken, pool = refs.allocate(day if need_ref else None, candidate, ids)
+    case_id, number, taken, pool, extra = refs.allocate(day if need_ref else None, candidate, ids, also)
     code = unique_signoff_code() if taken else candidate
-    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code, pool
+    return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code, pool, extra
 
 
 # ------------------------------------------------------------------------------------------ intake
@@ -288,7 +292,7 @@ def _duplicate_query(columns, excluding: bool) -> Select:
         )
         if excluding:
             query = query.where(Case.id != bindparam("exclude_id"))
-        query = _DUPLICATE_QUERIES[key] = query
+        _DUPLICATE_QUERIES[key] = query
     return query
 
 
@@ -311,13 +315,55 @@ def _duplicates(columns, category_id: int, compound_id: int | None, building_id,
     return found[:limit]
 
 
+@functools.cache
+def _duplicate_refs_column(same_building_first: bool) -> ColumnElement:
+    """The references :func:`possible_duplicate_refs` gives, as one array (PostgreSQL): read by an intake in
+    the statement that allocates its case (parameters: ``dup_compound``, ``dup_category``, ``dup_since``,
+    ``dup_building``)."""
+    recent = (
+        select(Case.ref, Case.building_id, Case.created_at)
+        .where(
+            Case.compound_id == bindparam("dup_compound"),
+            Case.category_id == bindparam("dup_category"),
+            Case.created_at >= bindparam("dup_since"),
+            Case.state != "closed",
+        )
+        .order_by(Case.created_at.desc())
+        .limit(DUPLICATES_SHOWN * 3)
+        .subquery()
+    )
+    newest = recent.c.created_at.desc()
+    if same_building_first:
+        other = recent.c.building_id.is_distinct_from(bindparam("dup_building", type_=Integer)).label("other")
+        shown = select(recent.c.ref, recent.c.created_at, other).order_by(other, newest)
+    else:
+        shown = select(recent.c.ref, recent.c.created_at).order_by(newest)
+    shown = shown.limit(DUPLICATES_SHOWN).subquery()
+    order = (shown.c.other,) if same_building_first else ()
+    ordered = aggregate_order_by(shown.c.ref, *order, shown.c.created_at.desc())
+    return select(func.array_agg(ordered)).scalar_subquery()  # NULL when there is none
+
+
+def duplicate_refs_read(category_id: int, compound_id: int, building_id: int | None, now: datetime):
+    """(expression, parameters) of the references :func:`possible_duplicate_refs` gives for a case about to be
+    written (none excluded), to be read with other values in one statement."""
+    params = {
+        "dup_compound": compound_id,
+        "dup_category": category_id,
+        "dup_since": now - timedelta(days=DUPLICATE_WINDOW_DAYS),
+    }
+    if building_id is not None:
+        params["dup_building"] = building_id
+    return _duplicate_refs_column(building_id is not None), params
+
+
 def possible_duplicates(
     category_id: int,
     compound_id: int | None,
     building_id: int | None = None,
     now: datetime | None = None,
     exclude_id: int | None = None,
-    limit: int = 5,
+    limit: int = DUPLICATES_SHOWN,
 ) -> list[Case]:
     """Open cases of the same category in the same compound from the last 7 days, same building first."""
     return _duplicates((Case,), category_id, compound_id, building_id, now, exclude_id, limit)
@@ -329,7 +375,7 @@ def possible_duplicate_refs(
     building_id: int | None = None,
     now: datetime | None = None,
     exclude_id: int | None = None,
-    limit: int = 5,
+    limit: int = DUPLICATES_SHOWN,
 ) -> list[str]:
     """The references of :func:`possible_duplicates` (what an intake records and answers: two columns of up to
     15 rows instead of 15 whole cases)."""
@@ -398,7 +444,17 @@ def register_case(
     category, compound = clean["category"], clean["compound"]
     # the rows written with the case: "created" and "route" events, the two steps, the resident's receipt
     written = {"case_event": 2, "fact_step": 2, "outbound_message": 1 if clean["resident_phone"] else 0}
-    case_id, new_ref, new_code, pool = _allocate(now, need_ref=ref is None, need_code=not signoff_token, ids=written)
+    # read with the allocation (PostgreSQL): the possible duplicates and the resident's SMS standing
+    phone = resident_messages.normalize_phone(clean["resident_phone"])
+    also = {}
+    if compound is not None:
+        building = clean["building"].id if clean["building"] else None
+        also["duplicates"] = duplicate_refs_read(category.id, compound.id, building, now)
+    if phone is not None:
+        also["standing"] = resident_messages.standing_read(phone, now)
+    case_id, new_ref, new_code, pool, read = _allocate(
+        now, need_ref=ref is None, need_code=not signoff_token, ids=written, also=also
+    )
     case = Case(
         ref=ref or new_ref,
         category_id=category.id,
@@ -446,7 +502,12 @@ def register_case(
         else:
             db.session.add(case)
             db.session.flush()
-        duplicates = possible_duplicate_refs(category.id, case.compound_id, case.building_id, now, exclude_id=case.id)
+        if read is not None:
+            duplicates = list(read.get("duplicates") or [])
+        else:
+            duplicates = possible_duplicate_refs(
+                category.id, case.compound_id, case.building_id, now, exclude_id=case.id
+            )
         record_event(
             case,
             actor,
@@ -462,7 +523,8 @@ def register_case(
             flush=False,
         )
         facts.enter_step(case, None, now)
-        resident_messages.case_registered(case, now)  # the receipt by SMS (nothing without a mobile number)
+        # the receipt by SMS (nothing without a mobile number)
+        resident_messages.case_registered(case, now, standing=tuple(read["standing"]) if read and phone else None)
         routed = None
         if case.assigned_grid_worker_id is not None:
             case.needs_routing = False

@@ -146,14 +146,31 @@ def standing_query():
     return select(exists().where(SmsOptOut.phone == bindparam("phone")), _sent_today(True))
 
 
-def _refusal(phone: str, now: datetime) -> str | None:
+def standing_read(phone: str, now: datetime):
+    """(expression, parameters) of ``phone``'s standing — whether it opted out, and its resident messages of the
+    day counted up to its quota — as one row value, to be read with other values in one statement (an intake
+    reads it with its case's id); :func:`queue` takes the value as ``standing``."""
+    cap = current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]
+    return _standing_row(), {"phone": phone, "cap": cap, **_today(now)}
+
+
+@functools.cache
+def _standing_row():
+    opted_out, to_number = standing_query().selected_columns
+    return func.json_build_array(opted_out, to_number)
+
+
+def _refusal(phone: str, now: datetime, standing: tuple[bool, int] | None = None) -> str | None:
     """Why a message to ``phone`` must not be queued (opted out, its daily quota), or None. One statement
-    of a few index entries: an intake asks this for every resident with a mobile number.
+    of a few index entries, unless the caller read ``standing`` (opted out, messages today) already: an intake
+    asks this for every resident with a mobile number.
 
     The system's daily total is the sender's to enforce (:class:`DailyTotal`): counting up to it here
     read up to ``SMS_MAX_PER_DAY`` index entries on every intake late in a busy day."""
     cap = current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]
-    opted_out, to_number = db.session.execute(standing_query(), {"phone": phone, "cap": cap, **_today(now)}).one()
+    if standing is None:
+        standing = db.session.execute(standing_query(), {"phone": phone, "cap": cap, **_today(now)}).one()
+    opted_out, to_number = standing
     if opted_out:
         return "opted out"
     if to_number >= cap:
@@ -173,17 +190,25 @@ class DailyTotal:
         return self.count >= self.cap
 
 
-def queue(case: Case, kind: str, params: dict[str, str], *, now: datetime | None = None) -> OutboundMessage | None:
+def queue(
+    case: Case,
+    kind: str,
+    params: dict[str, str],
+    *,
+    now: datetime | None = None,
+    standing: tuple[bool, int] | None = None,
+) -> OutboundMessage | None:
     """Queue a message of ``kind`` to the case's resident; None when the case has no mobile number.
 
     A number that opted out, or that reached its daily quota (or the system its daily total), gets a
-    ``skipped`` row saying why instead of a message.
+    ``skipped`` row saying why instead of a message. ``standing``: the number's standing as
+    :func:`standing_read` gave it, read by the caller in this transaction (else it is read here).
     """
     now = now or utcnow()
     phone = normalize_phone(case.resident_phone)
     if phone is None:
         return None
-    reason = _refusal(phone, now)
+    reason = _refusal(phone, now, standing)
     status = "skipped" if reason else "pending"
     message = OutboundMessage(
         notification_id=None,
@@ -203,9 +228,11 @@ def queue(case: Case, kind: str, params: dict[str, str], *, now: datetime | None
     return message
 
 
-def case_registered(case: Case, now: datetime | None = None) -> OutboundMessage | None:
-    """The receipt: the reference number and where to follow the case."""
-    return queue(case, "receipt", {"link": tracking_link()}, now=now)
+def case_registered(
+    case: Case, now: datetime | None = None, standing: tuple[bool, int] | None = None
+) -> OutboundMessage | None:
+    """The receipt: the reference number and where to follow the case (``standing``: see :func:`queue`)."""
+    return queue(case, "receipt", {"link": tracking_link()}, now=now, standing=standing)
 
 
 def work_done(case: Case, now: datetime | None = None) -> OutboundMessage | None:
