@@ -18,6 +18,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select, union_all
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -390,10 +391,12 @@ _routing_turn = itertools.count()
 
 @functools.cache
 def _routing_query() -> Select:
-    """The active grid workers of a grid (``grid_id``) with their open cases, each counted up to ``cap``."""
+    """The active grid workers of a grid (``grid_id``) with their open cases, each counted up to ``cap`` — and
+    only when the grid has more than one worker (most grids have one: nothing to compare)."""
     capped = (
-        select(Case.id)
-        # open states only: the (assignee, state) index then skips the worker's closed history
+        # open states only: the (assignee, state) index then skips the worker's closed history; no other column,
+        # so the index alone can answer
+        select(Case.assigned_grid_worker_id)
         .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
         .limit(bindparam("cap", type_=Integer))
         .correlate(User)
@@ -401,7 +404,7 @@ def _routing_query() -> Select:
     )
     open_load = select(func.count()).select_from(capped).scalar_subquery()
     return (
-        select(User, open_load)
+        select(User, sql_case((func.count().over() > 1, open_load), else_=0))
         .where(User.role == roles.GRID_WORKER, User.grid_id == bindparam("grid_id"), User.active.is_(True))
         .order_by(User.id)
     )
