@@ -57,7 +57,8 @@ def run(app, repeats_nothing: int = 50, repeats_due: int = 5) -> dict:
             assert outcome.examined == 0, "nothing should be due in the generated data"
             samples.append(took["ms"])
             db.session.rollback()
-        result["nothing_due"] = summary(samples)
+        # the samples in run order too: whether the slow runs are the first ones (cold pages) or scattered
+        result["nothing_due"] = {**summary(samples), "samples_ms": samples}
         for kind in ("warn", "yellow"):
             samples, last = [], None
             for _ in range(repeats_due):
@@ -68,7 +69,7 @@ def run(app, repeats_nothing: int = 50, repeats_due: int = 5) -> dict:
                     db.session.flush()
                 samples.append(took["ms"])
                 db.session.rollback()
-            result[f"due_{kind}"] = summary(samples)
+            result[f"due_{kind}"] = {**summary(samples), "samples_ms": samples}
             result[f"due_{kind}_outcome"] = {
                 "examined": last.examined,
                 "warned": last.warned,
