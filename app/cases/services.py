@@ -271,6 +271,25 @@ def validate_intake(data: Intake, actor) -> dict[str, Any]:
     return clean
 
 
+def _duplicate_conditions() -> tuple:
+    """What makes a case a possible duplicate of an intake: open, same compound and category, from the last
+    :data:`DUPLICATE_WINDOW_DAYS` days (parameters from :func:`_duplicate_params`)."""
+    return (
+        Case.compound_id == bindparam("dup_compound"),
+        Case.category_id == bindparam("dup_category"),
+        Case.created_at >= bindparam("dup_since"),
+        Case.state != "closed",
+    )
+
+
+def _duplicate_params(category_id: int, compound_id: int, now: datetime | None) -> dict:
+    return {
+        "dup_compound": compound_id,
+        "dup_category": category_id,
+        "dup_since": (now or utcnow()) - timedelta(days=DUPLICATE_WINDOW_DAYS),
+    }
+
+
 #: the statements of :func:`_duplicates`, built once per (columns, with an excluded case): building one took
 #: longer than running it (an intake asks on every request)
 _DUPLICATE_QUERIES: dict[tuple, Select] = {}
@@ -282,12 +301,7 @@ def _duplicate_query(columns, excluding: bool) -> Select:
     if query is None:
         query = (
             select(*columns)
-            .where(
-                Case.compound_id == bindparam("compound_id"),
-                Case.category_id == bindparam("category_id"),
-                Case.created_at >= bindparam("since"),
-                Case.state != "closed",
-            )
+            .where(*_duplicate_conditions())
             .order_by(Case.created_at.desc())
             .limit(bindparam("limit", type_=Integer))
         )
@@ -302,12 +316,7 @@ def _duplicates(columns, category_id: int, compound_id: int | None, building_id,
     compound from the last 7 days, newest first, same building first."""
     if compound_id is None:
         return []
-    params = {
-        "compound_id": compound_id,
-        "category_id": category_id,
-        "since": (now or utcnow()) - timedelta(days=DUPLICATE_WINDOW_DAYS),
-        "limit": limit * 3,
-    }
+    params = {**_duplicate_params(category_id, compound_id, now), "limit": limit * 3}
     if exclude_id is not None:
         params["exclude_id"] = exclude_id
     query = _duplicate_query(columns, exclude_id is not None)
@@ -323,12 +332,7 @@ def _duplicate_refs_column(same_building_first: bool) -> ColumnElement:
     ``dup_building``)."""
     recent = (
         select(Case.ref, Case.building_id, Case.created_at)
-        .where(
-            Case.compound_id == bindparam("dup_compound"),
-            Case.category_id == bindparam("dup_category"),
-            Case.created_at >= bindparam("dup_since"),
-            Case.state != "closed",
-        )
+        .where(*_duplicate_conditions())
         .order_by(Case.created_at.desc())
         .limit(DUPLICATES_SHOWN * 3)
         .subquery()
@@ -348,11 +352,7 @@ def _duplicate_refs_column(same_building_first: bool) -> ColumnElement:
 def duplicate_refs_read(category_id: int, compound_id: int, building_id: int | None, now: datetime):
     """(expression, parameters) of the references :func:`possible_duplicate_refs` gives for a case about to be
     written (none excluded), to be read with other values in one statement."""
-    params = {
-        "dup_compound": compound_id,
-        "dup_category": category_id,
-        "dup_since": now - timedelta(days=DUPLICATE_WINDOW_DAYS),
-    }
+    params = _duplicate_params(category_id, compound_id, now)
     if building_id is not None:
         params["dup_building"] = building_id
     return _duplicate_refs_column(building_id is not None), params
