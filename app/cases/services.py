@@ -290,25 +290,17 @@ def _duplicate_params(category_id: int, compound_id: int, now: datetime | None) 
     }
 
 
-#: the statements of :func:`_duplicates`, built once per (columns, with an excluded case): building one took
-#: longer than running it (an intake asks on every request)
-_DUPLICATE_QUERIES: dict[tuple, Select] = {}
-
-
+@functools.cache
 def _duplicate_query(columns, excluding: bool) -> Select:
-    key = (columns, excluding)
-    query = _DUPLICATE_QUERIES.get(key)
-    if query is None:
-        query = (
-            select(*columns)
-            .where(*_duplicate_conditions())
-            .order_by(Case.created_at.desc())
-            .limit(bindparam("limit", type_=Integer))
-        )
-        if excluding:
-            query = query.where(Case.id != bindparam("exclude_id"))
-        _DUPLICATE_QUERIES[key] = query
-    return query
+    """The statement of :func:`_duplicates`, built once per (columns, with an excluded case): building one took
+    longer than running it."""
+    query = (
+        select(*columns)
+        .where(*_duplicate_conditions())
+        .order_by(Case.created_at.desc())
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return query.where(Case.id != bindparam("exclude_id")) if excluding else query
 
 
 def _duplicates(columns, category_id: int, compound_id: int | None, building_id, now, exclude_id, limit: int) -> list:
@@ -446,9 +438,10 @@ def register_case(
     clean = validate_intake(data, actor)
     category, compound = clean["category"], clean["compound"]
     # the rows written with the case: "created" and "route" events, the two steps, the resident's receipt
-    written = {"case_event": 2, "fact_step": 2, "outbound_message": 1 if clean["resident_phone"] else 0}
-    # read with the allocation (PostgreSQL): the possible duplicates and the resident's SMS standing
+    # (a receipt only to a mobile number: see app.notify.resident.queue)
     phone = resident_messages.normalize_phone(clean["resident_phone"])
+    written = {"case_event": 2, "fact_step": 2, "outbound_message": 1 if phone else 0}
+    # read with the allocation (PostgreSQL): the possible duplicates and the resident's SMS standing
     also = {}
     if compound is not None:
         building = clean["building"].id if clean["building"] else None

@@ -150,8 +150,11 @@ def standing_read(phone: str, now: datetime):
     """(expression, parameters) of ``phone``'s standing — whether it opted out, and its resident messages of the
     day counted up to its quota — as one row value, to be read with other values in one statement (an intake
     reads it with its case's id); :func:`queue` takes the value as ``standing``."""
-    cap = current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]
-    return _standing_row(), {"phone": phone, "cap": cap, **_today(now)}
+    return _standing_row(), _standing_params(phone, now)
+
+
+def _standing_params(phone: str, now: datetime) -> dict:
+    return {"phone": phone, "cap": current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"], **_today(now)}
 
 
 @functools.cache
@@ -167,13 +170,12 @@ def _refusal(phone: str, now: datetime, standing: tuple[bool, int] | None = None
 
     The system's daily total is the sender's to enforce (:class:`DailyTotal`): counting up to it here
     read up to ``SMS_MAX_PER_DAY`` index entries on every intake late in a busy day."""
-    cap = current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]
     if standing is None:
-        standing = db.session.execute(standing_query(), {"phone": phone, "cap": cap, **_today(now)}).one()
+        standing = db.session.execute(standing_query(), _standing_params(phone, now)).one()
     opted_out, to_number = standing
     if opted_out:
         return "opted out"
-    if to_number >= cap:
+    if to_number >= current_app.config["SMS_MAX_PER_RECIPIENT_PER_DAY"]:
         return "daily quota for this number reached"
     return None
 
