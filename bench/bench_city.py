@@ -15,7 +15,8 @@ page; interleaved: for each page, three rounds of requests on each database in t
 minute of the shared machine falls on both sizes): the queue page of each role, a search, a case page, the
 overdue board, the month's dashboard, the bulletin before and after the monthly rating run (p50 / p95 ms);
 the sweep with nothing due and with 1,000 cases due
-(:mod:`bench.bench_sweep`); the database's and the big tables' sizes. With ``--plans`` every ``SELECT`` a
+(:func:`bench.bench_sweep.interleaved`: each run on every database in turn, for the same reason; the
+samples are kept in run order); the database's and the big tables' sizes. With ``--plans`` every ``SELECT`` a
 page runs is explained (``EXPLAIN (ANALYZE, BUFFERS)``); sequential scans on the big tables are listed and
 the slowest statement's plan kept. The figures of the last database are divided by those of the first
 (10 M / 1 M) and a ratio over 1.5 is flagged. Raw results go to ``bench/out/city.json``; ``--write``
@@ -77,9 +78,9 @@ PAGES = {
 }
 
 
-def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
-    """One database made ready as a running system leaves it (rollups, statistics), its sizes and its
-    sweep; returns (app, results so far, the running month's label, last month's label)."""
+def prepare(url: str) -> tuple:
+    """One database made ready as a running system leaves it (rollups, statistics) and its sizes; returns
+    (app, results so far, the running month's label, last month's label)."""
     from app.extensions import db
     from app.reports import rollup
     from app.reports.models import FirmRating
@@ -135,7 +136,6 @@ def prepare(url: str, repeats: int, due_repeats: int = 3) -> tuple:
     with app.app_context():  # the bulletin's first figure is the one before the monthly rating run
         db.session.execute(FirmRating.__table__.delete().where(FirmRating.month == last))
         db.session.commit()
-    out["sweep"] = bench_sweep.run(app, repeats_nothing=repeats, repeats_due=due_repeats)
     return app, out, current.label, last
 
 
@@ -292,8 +292,9 @@ def render(run: dict) -> str:
         "",
         "Each page figure is the whole server-side cost of the page through the Flask test client as the signed-in "
         f"demo user (p50 / p95 ms, {run['repeats']} requests after one warm-up); the sweep is "
-        "`bench_sweep.run` (`sweep_batch()`; 1,000 cases made due inside a rolled-back transaction, "
-        f"{run['due_repeats']} runs). Ratio: the figure at {names[-1]} divided by the same figure at {names[0]}; "
+        "`bench_sweep.interleaved` (`sweep_batch()`; 1,000 cases made due inside a rolled-back transaction, "
+        f"{run['due_repeats']} runs, each run on every database in turn). "
+        f"Ratio: the figure at {names[-1]} divided by the same figure at {names[0]}; "
         f"over {LIMIT} is marked ⚠.",
         "",
         "| figure | user | " + " | ".join(f"{n} p50 | {n} p95" for n in names) + " | ratio p50 | ratio p95 |",
@@ -414,7 +415,12 @@ def main() -> None:
         prepared = {}
         for name in args.databases.split(","):
             print(f"{name}: {DATABASES[name]}", flush=True)
-            prepared[name] = prepare(DATABASES[name], args.repeats, args.due_repeats)
+            prepared[name] = prepare(DATABASES[name])
+        sweeps = bench_sweep.interleaved(
+            {name: app for name, (app, *_rest) in prepared.items()}, args.repeats, args.due_repeats
+        )
+        for name, (_app, out, _current, _last) in prepared.items():
+            out["sweep"] = sweeps[name]
         measure_pages(prepared, args.repeats, args.plans)
         for name, (_app, out, _current, _last) in prepared.items():
             run["results"][name] = out

@@ -40,51 +40,75 @@ def _make_due(count: int, now, kind: str) -> None:
     db.session.execute(text(sql), {"past": now - timedelta(minutes=1), "n": count})
 
 
-def run(app, repeats_nothing: int = 50, repeats_due: int = 5) -> dict:
-    from app.core.timeutil import utcnow
+def _sample(app, now, kind: str | None) -> tuple[float, object]:
+    """One sweep on ``app``'s database, in ms, and its outcome: with nothing due (``kind`` None) or with
+    1,000 cases made due (``warn``: warnings, ``yellow``: yellow cards); rolled back afterwards."""
     from app.extensions import db
     from app.sla.services import sweep_batch
 
-    result = {"counts": _counts(app)}
-    now = utcnow()
     with app.app_context():
-        sweep_batch(now)  # warm caches (calendar, policies, plans)
-        db.session.rollback()
-        samples = []
-        for _ in range(repeats_nothing):
-            with timer() as took:
-                outcome = sweep_batch(now)
-            assert outcome.examined == 0, "nothing should be due in the generated data"
-            samples.append(took["ms"])
-            db.session.rollback()
-        # the samples in run order too: whether the slow runs are the first ones (cold pages) or scattered
-        result["nothing_due"] = {**summary(samples), "samples_ms": samples}
-        for kind in ("warn", "yellow"):
-            samples, last = [], None
-            for _ in range(repeats_due):
+        try:
+            if kind:
                 _make_due(1000, now, kind)
                 db.session.flush()
-                with timer() as took:
-                    last = sweep_batch(now, limit=1000)
-                    db.session.flush()
-                samples.append(took["ms"])
-                db.session.rollback()
-            result[f"due_{kind}"] = {**summary(samples), "samples_ms": samples}
-            result[f"due_{kind}_outcome"] = {
-                "examined": last.examined,
-                "warned": last.warned,
-                "yellow": last.yellow,
-                "notifications": last.notifications,
-            }
+            with timer() as took:
+                outcome = sweep_batch(now, limit=1000)
+                db.session.flush()
+            if not kind:
+                assert outcome.examined == 0, "nothing should be due in the generated data"
+            return took["ms"], outcome
+        finally:
+            db.session.rollback()
+
+
+def _plans(app, now) -> dict:
+    from app.extensions import db
+
+    with app.app_context():
         plans = {}
         db.session.execute(text("SET LOCAL enable_seqscan = on"))
-        plans["nothing_due"] = "\n".join(
-            r[0] for r in db.session.execute(text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + SWEEP_SQL), {"now": now})
-        )
+        explain = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + SWEEP_SQL
+        plans["nothing_due"] = "\n".join(r[0] for r in db.session.execute(text(explain), {"now": now}))
         _make_due(1000, now, "warn")
-        plans["due_1000"] = "\n".join(
-            r[0] for r in db.session.execute(text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + SWEEP_SQL), {"now": now})
-        )
+        plans["due_1000"] = "\n".join(r[0] for r in db.session.execute(text(explain), {"now": now}))
         db.session.rollback()
-        result["plans"] = plans
-    return result
+        return plans
+
+
+def interleaved(apps: dict, repeats_nothing: int = 50, repeats_due: int = 5) -> dict:
+    """The sweep on each of ``apps`` (name -> app), its runs interleaved: run 1 on each database in turn,
+    then run 2, …, so that a slow minute of a shared machine falls on every size alike. Returns name ->
+    result, each figure with its samples in run order (whether the slow runs are the first ones, cold
+    pages, or scattered)."""
+    from app.core.timeutil import utcnow
+
+    now = utcnow()
+    results = {name: {"counts": _counts(app)} for name, app in apps.items()}
+    for app in apps.values():
+        _sample(app, now, None)  # warm caches (calendar, policies, plans)
+    for kind, repeats in ((None, repeats_nothing), ("warn", repeats_due), ("yellow", repeats_due)):
+        samples: dict = {name: [] for name in apps}
+        last: dict = {}
+        for _ in range(repeats):
+            for name, app in apps.items():
+                took, last[name] = _sample(app, now, kind)
+                samples[name].append(took)
+        for name in apps:
+            key = f"due_{kind}" if kind else "nothing_due"
+            results[name][key] = {**summary(samples[name]), "samples_ms": samples[name]}
+            if kind:
+                outcome = last[name]
+                results[name][f"due_{kind}_outcome"] = {
+                    "examined": outcome.examined,
+                    "warned": outcome.warned,
+                    "yellow": outcome.yellow,
+                    "notifications": outcome.notifications,
+                }
+    for name, app in apps.items():
+        results[name]["plans"] = _plans(app, now)
+    return results
+
+
+def run(app, repeats_nothing: int = 50, repeats_due: int = 5) -> dict:
+    """The sweep on one database (see :func:`interleaved`)."""
+    return interleaved({"": app}, repeats_nothing, repeats_due)[""]
