@@ -264,6 +264,13 @@ SESSION_SETTINGS = (
     "SET maintenance_work_mem = '2GB'",
     "SET work_mem = '64MB'",
 )
+#: the memory each index build sorts in: a B-tree sorts its rows in runs of this size and merges them. Small
+#: runs sort inside the processor's caches: one index of 67 M step facts (``street_id, state, entered_at``,
+#: one core) built in 100 s with 4 MB, 104 s with 16 MB, 114 s with 64 MB, 160 s with 256 MB, 238 s with
+#: 2 GB and 314 s with 8 GB (one run in memory). Below 64 MB the server starts no parallel workers either
+#: (it wants 32 MB each), so each of the ``--jobs`` connections keeps to one core. A GIN index gathers its
+#: entries in this memory before it writes them, so the search index keeps the large setting.
+INDEX_MEMORY = {"btree": "16MB", "gin": "2GB"}
 #: server-wide, for the load only (fewer checkpoints, so fewer full-page images in the WAL); reset at the end
 SERVER_SETTINGS = {"max_wal_size": "'8GB'", "checkpoint_timeout": "'30min'"}
 
@@ -352,24 +359,29 @@ def schema_signature(connection) -> list[str]:
 
 def _build_indexes(engine, statements: list[str], jobs: int, started, took: dict | None = None) -> None:
     """Run the ``CREATE INDEX`` / ``ADD CONSTRAINT`` ``statements`` on ``jobs`` connections side by side,
-    those of the largest tables first (each connection takes the next statement when it is done).
+    those of the largest tables first (each connection takes the next statement when it is done), each in
+    the memory of :data:`INDEX_MEMORY`.
 
-    With one connection the server builds a large B-tree with parallel workers, but the merge of their
-    sorts, the GIN search index and the many smaller indexes run on one core; two builds side by side keep
-    both cores busy (measured at 10 M: see ``docs/benchmarks.md``). ``took`` receives each statement's
-    seconds by index or constraint name."""
+    Two builds side by side keep both cores busy: with one connection the server builds a large B-tree with
+    parallel workers, but the merge of their sorts, the GIN search index and the many smaller indexes run
+    on one core (measured at 10 M: see ``docs/benchmarks.md``). ``took`` receives each statement's seconds by
+    index or constraint name."""
+    _queue(engine, statements, jobs, "indexes", started, took)
+
+
+def _queue(engine, statements: list[str], jobs: int, label: str, started, took: dict | None = None) -> None:
+    """Run ``statements`` (each about one of :data:`LOADED_TABLES` or another table) on ``jobs`` autocommit
+    connections side by side, those of the largest tables first; ``took`` receives each one's seconds by
+    index, constraint or table name."""
     import threading
 
     with engine.connect() as connection:
         sizes = dict(
-            connection.execute(
-                text("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(:tables)"),
-                {"tables": list(LOADED_TABLES)},
-            ).all()
+            connection.execute(text("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'r'")).all()
         )
 
     def table_of(statement: str) -> str:
-        found = re.search(r'(?:ON|ALTER TABLE) (?:ONLY )?"?(\w+)"?', statement)
+        found = re.search(r'(?:ON|ALTER TABLE|VACUUM) (?:ONLY )?"?(\w+)"?', statement)
         return found.group(1) if found else ""
 
     queue = sorted(statements, key=lambda statement: -sizes.get(table_of(statement), 0))
@@ -386,14 +398,17 @@ def _build_indexes(engine, statements: list[str], jobs: int, started, took: dict
                     if not queue or errors:  # done, or another connection failed
                         return
                     statement = queue.pop(0)
+                if statement.startswith(("CREATE", "ALTER")):
+                    method = "gin" if re.search(r"\bUSING gin\b", statement, re.IGNORECASE) else "btree"
+                    connection.execute(text(f"SET maintenance_work_mem = '{INDEX_MEMORY[method]}'"))
                 began = time.perf_counter()
                 connection.execute(text(statement))
                 with lock:
                     if took is not None:
                         name = re.search(r'(?:INDEX|CONSTRAINT) "?(\w+)"?', statement)
-                        took[name.group(1) if name else statement[:40]] = round(time.perf_counter() - began, 1)
+                        took[name.group(1) if name else table_of(statement)] = round(time.perf_counter() - began, 1)
                     done.append(statement)
-                    _progress("indexes", len(done), len(statements), started)
+                    _progress(label, len(done), len(statements), started)
 
     _side_by_side([worker] * max(1, jobs), errors)
 
@@ -511,11 +526,10 @@ def generate(
                     "user",
                     "firm_contract",
                 )
-                for number, table in enumerate(tables, 1):
-                    connection.execute(text(f'VACUUM "{table}"'))
-                    _progress("vacuum", number, len(tables), started)
-                timings["vacuum"] = time.perf_counter() - phase
-                phase = time.perf_counter()
+            # on the ``jobs`` connections side by side, as the indexes below (one VACUUM keeps one core busy)
+            _queue(engine, [f'VACUUM "{table}"' for table in tables], jobs, "vacuum", started)
+            timings["vacuum"] = time.perf_counter() - phase
+            phase = time.perf_counter()
             _build_indexes(engine, recreate, jobs, started, timings.setdefault("each_index", {}))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 timings["indexes"] = time.perf_counter() - phase
