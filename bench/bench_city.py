@@ -293,7 +293,7 @@ def render(run: dict) -> str:
         "Each page figure is the whole server-side cost of the page through the Flask test client as the signed-in "
         f"demo user (p50 / p95 ms, {run['repeats']} requests after one warm-up); the sweep is "
         "`bench_sweep.interleaved` (`sweep_batch()`; 1,000 cases made due inside a rolled-back transaction, "
-        f"{run['due_repeats']} runs, each run on every database in turn). "
+        f"{run['due_repeats']} runs after one warm-up run, each run on every database in turn). "
         f"Ratio: the figure at {names[-1]} divided by the same figure at {names[0]}; "
         f"over {LIMIT} is marked ⚠.",
         "",
@@ -309,6 +309,20 @@ def render(run: dict) -> str:
             f"| {label} | {user} | {values} | {_ratio(per_name[last][label][0], per_name[first][label][0])} | "
             f"{_ratio(per_name[last][label][1], per_name[first][label][1])} |"
         )
+    lines += [
+        "",
+        "The sweep's runs in order (ms; the warm-up run, not counted, in brackets):",
+        "",
+        "| sweep | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key, label in (("due_warn", "1,000 warnings"), ("due_yellow", "1,000 yellow cards")):
+        cells = []
+        for n in names:
+            sweep = results[n]["sweep"][key]
+            warm_up = f"({sweep['warm_up_ms']:.0f}) " if "warm_up_ms" in sweep else ""
+            cells.append(warm_up + ", ".join(f"{value:.0f}" for value in sweep.get("samples_ms", [])))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if any("statements" in page for page in results[last]["pages"].values()):
         lines += [
             "",

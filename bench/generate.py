@@ -19,8 +19,9 @@ run fails if it differs), batches commit asynchronously with foreign-key trigger
 (``session_replication_role = replica``; the rows reference existing rows by construction), on ``--jobs``
 connections; ``max_wal_size`` and ``checkpoint_timeout`` are raised with ALTER SYSTEM for the load and
 reset (ALTER SYSTEM RESET) at the end, also on failure — so do not run two generators at once on one
-server: the first to finish resets the other's settings. Measured: 1 M in 75–108 s, 10 M in 909–1,225 s on 2
-shared cores (docs/benchmarks.md).
+server: the first to finish resets the other's settings. The vacuum and the index builds after the load also run
+on the ``--jobs`` connections, the B-trees in small sort memory (:data:`INDEX_MEMORY`). Measured with the
+history and facts: 1 M in 111–115 s, 10 M in 1,151 s on 2 shared cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations
