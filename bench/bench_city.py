@@ -234,7 +234,11 @@ def render(run: dict) -> str:
             + f" --database …/{results[name]['url']}"
             + (f"   # {gen['seconds']:.0f} s" if gen.get("seconds") else "")
         )
-    lines += [f"python -m bench.bench_city --repeats {run['repeats']} --plans --write", "```", ""]
+    lines += [
+        f"python -m bench.bench_city --repeats {run['repeats']} --due-repeats {run['due_repeats']} --plans --write",
+        "```",
+        "",
+    ]
     lines += [
         "City: 20 streets, 200 communities, 400 grids, 2,000 compounds (+ the demo organisation), 60 firms with a "
         "contract per compound (one compound in ten changed firm a year ago), a party branch per compound, 800 "
