@@ -358,22 +358,15 @@ def schema_signature(connection) -> list[str]:
     return sorted(rows)
 
 
-def _build_indexes(engine, statements: list[str], jobs: int, started, took: dict | None = None) -> None:
-    """Run the ``CREATE INDEX`` / ``ADD CONSTRAINT`` ``statements`` on ``jobs`` connections side by side,
-    those of the largest tables first (each connection takes the next statement when it is done), each in
-    the memory of :data:`INDEX_MEMORY`.
+def _queue(engine, statements: list[str], jobs: int, label: str, started, took: dict | None = None) -> None:
+    """Run ``statements`` (``VACUUM``, ``CREATE INDEX`` or ``ADD CONSTRAINT``, each about one table) on ``jobs``
+    autocommit connections side by side, those of the largest tables first (each connection takes the next
+    statement when it is done); an index is built in the memory of :data:`INDEX_MEMORY`. ``took`` receives
+    each one's seconds by index, constraint or table name.
 
     Two builds side by side keep both cores busy: with one connection the server builds a large B-tree with
-    parallel workers, but the merge of their sorts, the GIN search index and the many smaller indexes run
-    on one core (measured at 10 M: see ``docs/benchmarks.md``). ``took`` receives each statement's seconds by
-    index or constraint name."""
-    _queue(engine, statements, jobs, "indexes", started, took)
-
-
-def _queue(engine, statements: list[str], jobs: int, label: str, started, took: dict | None = None) -> None:
-    """Run ``statements`` (each about one of :data:`LOADED_TABLES` or another table) on ``jobs`` autocommit
-    connections side by side, those of the largest tables first; ``took`` receives each one's seconds by
-    index, constraint or table name."""
+    parallel workers, but the merge of their sorts, the GIN search index and the many smaller indexes run on
+    one core (measured at 10 M: see ``docs/benchmarks.md``)."""
     import threading
 
     with engine.connect() as connection:
@@ -531,7 +524,7 @@ def generate(
             _queue(engine, [f'VACUUM "{table}"' for table in tables], jobs, "vacuum", started)
             timings["vacuum"] = time.perf_counter() - phase
             phase = time.perf_counter()
-            _build_indexes(engine, recreate, jobs, started, timings.setdefault("each_index", {}))
+            _queue(engine, recreate, jobs, "indexes", started, timings.setdefault("each_index", {}))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 timings["indexes"] = time.perf_counter() - phase
                 phase = time.perf_counter()
