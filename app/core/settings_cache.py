@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, has_app_context
-from sqlalchemy import Integer, event, select, text
+from sqlalchemy import Integer, event, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.extensions import db
@@ -57,6 +57,7 @@ CACHED_TABLES = frozenset(
 )
 DEFAULT_CHECK_SECONDS = 1.0
 _TOUCHED = "ksm_settings_touched"
+_ATTACHED = "ksm_settings_attached"
 _BUMP = text("UPDATE settings_version SET version = version + 1 WHERE id = 1")
 
 
@@ -144,8 +145,20 @@ def attach(obj):
     """
     if obj is None:
         return None
-    merged = db.session.merge(obj, load=False)
+    session = db.session()
+    # this same cached instance attached earlier in the request: the instance the merge gave then, if the session
+    # still holds it unexpired — without the merge's copy of every attribute and cascade (an intake attaches a
+    # dozen rows, a third of them twice). A cache emptied since hands out new instances, which are merged.
+    attached = session.info.setdefault(_ATTACHED, {})
+    earlier = attached.get(id(obj))
+    if earlier is not None and earlier[0] is obj:
+        merged = earlier[1]
+        state = inspect(merged)
+        if state.session_id == session.hash_key and not state.expired_attributes:
+            return merged
+    merged = session.merge(obj, load=False)
     keep_alive(merged)
+    attached[id(obj)] = (obj, merged)
     return merged
 
 
