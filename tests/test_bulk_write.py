@@ -12,7 +12,7 @@ from app.cases.models import Case, CaseEvent
 from app.core import bulk
 from app.core.timeutil import utcnow
 from app.extensions import db
-from app.notify.models import OutboundMessage
+from app.notify.models import Notification, OutboundMessage
 from app.reports.models import StepFact
 from tests.conftest import IS_POSTGRES
 from tests.factories import user
@@ -50,6 +50,10 @@ def _rows(case_id: int) -> dict:
         "messages": [
             plain(m) for m in db.session.scalars(select(OutboundMessage).where(OutboundMessage.case_id == case_id))
         ],
+        "notifications": [
+            {k: v for k, v in plain(n).items() if k != "title"}  # the title names the case's own reference
+            for n in db.session.scalars(select(Notification).where(Notification.case_id == case_id))
+        ],
     }
 
 
@@ -68,6 +72,8 @@ def test_one_statement_writes_what_the_unit_of_work_writes(ctx, monkeypatch):
     assert fast.id != slow.id
     one, other = _rows(fast.id), _rows(slow.id)
     assert len(one["events"]) == 2 and len(one["steps"]) == 2 and len(one["messages"]) == 1
+    # the grid worker's notification, written in the same statement (the unit of work's path: after the flush)
+    assert [(n["user_id"], n["kind"]) for n in one["notifications"]] == [(user("grid1").id, "new_work")]
     assert one == other
     assert db.session.get(Case, fast.id).version == 1 and db.session.get(Case, fast.id).state == "grid_assigned"
 
@@ -138,5 +144,44 @@ def test_the_one_statement_is_seen_by_the_engines_events(ctx):
     assert len(writes) == 1
     statement, parameters = writes[0]
     assert '"case_event"' in statement and '"fact_step"' in statement and "$1," in statement
+    assert '"notification"' in statement  # the grid worker's, staged by the notification service
+    assert not any(statement.startswith("COPY") for statement, _parameters in seen)
     assert case.ref in parameters and case.id in parameters
+    db.session.rollback()
+
+
+def _note(kind: str) -> dict:
+    return {
+        "user_id": user("grid1").id,
+        "case_id": None,
+        "kind": kind,
+        "title": "t",
+        "body": None,
+        "created_at": utcnow(),
+    }
+
+
+def _count(kind: str) -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(select(func.count()).select_from(Notification).where(Notification.kind == kind))
+
+
+def test_rows_staged_but_not_taken_by_a_write_are_inserted_when_staging_ends(ctx):
+    with bulk.staging():
+        ids = bulk.insert_rows(Notification, [_note("staged"), _note("staged")], return_ids=True)
+        assert len(set(ids)) == 2 and _count("staged") == 0  # waiting for the write, ids already taken
+    assert _count("staged") == 2
+    assert sorted(db.session.scalars(select(Notification.id).where(Notification.kind == "staged"))) == sorted(ids)
+    db.session.rollback()
+
+
+def test_staged_rows_are_dropped_with_a_failed_intake(ctx):
+    with pytest.raises(RuntimeError), bulk.staging():
+        bulk.insert_rows(Notification, [_note("dropped")])
+        raise RuntimeError("the intake failed")
+    assert _count("dropped") == 0
+    with bulk.staging():  # and the next one starts empty
+        pass
+    assert _count("dropped") == 0
     db.session.rollback()

@@ -35,6 +35,48 @@ def test_dispatch_notifies_the_firm_in_its_language(ctx):
     assert grid_rows[0].title.startswith("新诉求")  # default language for the grid worker
 
 
+def test_an_intake_queues_its_notifications_with_it_and_urgent_ones_go_at_once(ctx, app):
+    """The grid worker hears of a new case when it is registered; at night a mail waits for the working morning,
+    unless the case is urgent (the intake writes its notifications together with the case: its urgency is
+    known before the case is in the database)."""
+    night = datetime(2026, 11, 25, 22, 0, tzinfo=TZ)  # a Wednesday, after working hours
+    app.config.update(NOTIFY_CHANNELS="log,smtp", SMTP_HOST="smtp.invalid")
+    try:
+        user("grid1").email = "grid1@example.org"
+        db.session.commit()
+
+        def intake(urgency):
+            data = services.Intake(
+                category="water_leak",
+                description="楼道水管爆裂，水流不止",
+                compound="X01",
+                urgency=urgency,
+                resident_name="陈先生",
+                resident_phone="13812345678",
+            )
+            return services.register_case(data, user("clerk1"), now=night)
+
+        urgent, normal = intake("urgent"), intake("normal")
+        db.session.commit()
+    finally:
+        app.config.update(NOTIFY_CHANNELS="log", SMTP_HOST=None)
+
+    def mail(case):
+        rows = db.session.execute(
+            select(Notification, OutboundMessage)
+            .join(OutboundMessage, OutboundMessage.notification_id == Notification.id)
+            .where(Notification.case_id == case.id, Notification.kind == "new_work")
+        ).all()
+        assert len(rows) == 1
+        return rows[0]
+
+    note, message = mail(urgent)
+    assert note.user_id == user("grid1").id and note.title.startswith(f"新诉求 {urgent.ref}") and "漏水" in note.title
+    assert (message.channel, message.recipient, message.status) == ("smtp", "grid1@example.org", "pending")
+    assert message.next_attempt_at == night  # urgent: at once
+    assert mail(normal)[1].next_attempt_at == datetime(2026, 11, 26, 8, 30, tzinfo=TZ)  # the working morning
+
+
 def test_firm_return_notifies_the_grid_worker(ctx):
     case = load(make_case("firm_dispatched"))
     services.fire(case, "firm_return", user("firm1"), inputs={"reason": "public_utility", "note": "属供水公司"})

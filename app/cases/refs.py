@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, bindparam, exists, literal_column, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.core.bulk import IdPool
@@ -94,39 +94,70 @@ def allocate(
     code: str | None = None,
     ids: dict[str, int] | None = None,
     also: Mapping[str, tuple[ColumnElement, dict[str, Any]]] | None = None,
+    join: tuple | None = None,
 ) -> tuple[int, int | None, bool, IdPool, dict[str, Any]]:
     """A new case's id, given ``day`` that day's next reference number, whether the sign-off ``code`` (a fresh
     candidate) is already used by a case or a linked report, ``ids`` (table → how many) taken ahead for the
-    rows the intake will write with the case, and the values of ``also`` (name → a scalar expression built once
-    by the caller, and its parameters) — one statement.
+    rows the intake will write with the case, the values of ``also`` (name → a scalar expression built once
+    by the caller, and its parameters) and, with ``join`` — ``(columns, condition, order, parameters)``, its
+    parts built once by the caller, the first column an entity — the rows of that entity meeting the condition
+    (under ``"joined"``: a list of ``columns`` tuples, empty when none) — one statement.
 
     Taking the ids before the INSERT lets an intake write the case, its events, steps and receipt in one
     statement. Like the numbers, an id taken by an intake that fails (or not needed) is not reused. The
-    intake reads what it must know before writing (its possible duplicates, the resident's SMS standing)
-    in the same round trip, through ``also``.
+    intake reads what it must know before writing (its possible duplicates, the resident's SMS standing, the
+    grid's workers for the routing) in the same round trip. With ``join`` the allocation is a CTE joined to the
+    rows: PostgreSQL evaluates it once (``nextval`` is volatile, so the CTE is never inlined).
     """
     ids = ids or {}
     also = also or {}
     day_sequence = _day_sequence(day) if day is not None else None
-    key = (_url(), day_sequence, code is not None, tuple(ids.items()), tuple((n, id(e)) for n, (e, _p) in also.items()))
+    key = (
+        _url(),
+        day_sequence,
+        code is not None,
+        tuple(ids.items()),
+        tuple((n, id(e)) for n, (e, _p) in also.items()),
+        id(join[0]) if join else None,
+    )
     statement = _ALLOCATIONS.get(key)
     if statement is None:
         columns = [
             f"nextval('{_sequence_of('case')}')",
             f"nextval('{day_sequence}')" if day_sequence is not None else "NULL",
-            'EXISTS (SELECT 1 FROM "case" WHERE signoff_token = :code)'
-            " OR EXISTS (SELECT 1 FROM case_report WHERE signoff_token = :code)"
-            if code is not None
-            else "false",
+            "false",
         ]
         columns += IdPool.columns({_sequence_of(table): n for table, n in ids.items()})
-        statement = select(*(text(column) for column in columns), *(e.label(n) for n, (e, _p) in also.items()))
+        values = [literal_column(column) for column in columns]
+        if code is not None:  # used by a case or a linked report
+            cases, reports = db.metadata.tables["case"], db.metadata.tables["case_report"]
+            values[2] = or_(
+                exists().where(cases.c.signoff_token == bindparam("code")),
+                exists().where(reports.c.signoff_token == bindparam("code")),
+            )
+        values = [value.label(f"allocated_{i}") for i, value in enumerate(values)]
+        statement = select(*values, *(e.label(n) for n, (e, _p) in also.items()))
+        if join:
+            entities, condition, order, _params = join
+            allocation = statement.cte("allocation")
+            statement = (
+                select(*allocation.c, *entities)
+                .select_from(allocation)
+                .outerjoin(entities[0], condition)
+                .order_by(*order)
+            )
         if len(_ALLOCATIONS) > 256:  # one entry per day and shape: a long-running process drops the old days
             _ALLOCATIONS.clear()
         _ALLOCATIONS[key] = statement
     params: dict[str, Any] = {"code": code} if code is not None else {}
     for _name, (_expression, values) in also.items():
         params.update(values)
-    row = db.session.execute(statement, params).one()
+    if join:
+        params.update(join[3])
+    rows = db.session.execute(statement, params).all()
+    row = rows[0]
     extra = {name: row._mapping[name] for name in also}
+    if join:
+        start = 3 + len(ids) + len(also)
+        extra["joined"] = [tuple(found[start:]) for found in rows if found[start] is not None]
     return row[0], row[1], bool(row[2]), IdPool.from_row(ids, row[3 : 3 + len(ids)]), extra

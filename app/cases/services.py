@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, select, union_all
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.exc import StaleDataError
@@ -134,19 +134,25 @@ def next_ref(now: datetime | None = None) -> str:
 
 
 def _allocate(
-    now: datetime, *, need_ref: bool, need_code: bool, ids: dict[str, int], also: Mapping | None = None
+    now: datetime,
+    *,
+    need_ref: bool,
+    need_code: bool,
+    ids: dict[str, int],
+    also: Mapping | None = None,
+    join: tuple | None = None,
 ) -> tuple[int | None, str | None, str | None, bulk.IdPool, dict[str, Any] | None]:
     """The new case's id (PostgreSQL; None on SQLite, where the INSERT gives it), if ``need_ref`` its
     reference number, if ``need_code`` a sign-off code no one uses, the ``ids`` of the rows written with
-    the case and the values of ``also`` (see :func:`app.cases.refs.allocate`) — on PostgreSQL all in one
-    statement (a fresh code is checked there; only a clash, rare, costs a second look-up). On SQLite the
-    last is None: the caller reads those values on its own."""
+    the case, the values of ``also`` and the rows of ``join`` (under ``"joined"``; see
+    :func:`app.cases.refs.allocate`) — on PostgreSQL all in one statement (a fresh code is checked there; only
+    a clash, rare, costs a second look-up). On SQLite the last is None: the caller reads those on its own."""
     if db.session.get_bind().dialect.name != "postgresql":
         code = unique_signoff_code() if need_code else None
         return None, (next_ref(now) if need_ref else None), code, bulk.IdPool(), None
     day = to_local(now).date()
     candidate = new_signoff_code() if need_code else None
-    case_id, number, taken, pool, extra = refs.allocate(day if need_ref else None, candidate, ids, also)
+    case_id, number, taken, pool, extra = refs.allocate(day if need_ref else None, candidate, ids, also, join)
     code = unique_signoff_code() if taken else candidate
     return case_id, (f"{REF_PREFIX}-{day:%Y%m%d}-{number:04d}" if need_ref else None), code, pool, extra
 
@@ -382,9 +388,11 @@ _routing_turn = itertools.count()
 
 
 @functools.cache
-def _routing_query() -> Select:
+def _routing_parts() -> tuple[tuple, ColumnElement, tuple]:
     """The active grid workers of a grid (``grid_id``) with their open cases, each counted up to ``cap`` — and
-    only when the grid has more than one worker (most grids have one: nothing to compare)."""
+    only when the grid has more than one worker (most grids have one: nothing to compare): the columns
+    ``(User, load)``, the condition on ``User``, the order. Read on their own (:func:`_routing_query`) or with
+    an intake's allocation (:func:`app.cases.refs.allocate`)."""
     capped = (
         # open states only: the (assignee, state) index then skips the worker's closed history; no other column,
         # so the index alone can answer
@@ -395,27 +403,37 @@ def _routing_query() -> Select:
         .subquery()
     )
     open_load = select(func.count()).select_from(capped).scalar_subquery()
-    return (
-        select(User, sql_case((func.count().over() > 1, open_load), else_=0))
-        .where(User.role == roles.GRID_WORKER, User.grid_id == bindparam("grid_id"), User.active.is_(True))
-        .order_by(User.id)
-    )
+    load = sql_case((func.count().over() > 1, open_load), else_=0)
+    condition = and_(User.role == roles.GRID_WORKER, User.grid_id == bindparam("grid_id"), User.active.is_(True))
+    return (User, load), condition, (User.id,)
 
 
-def route_targets(compound: Compound, day) -> dict[str, Any]:
+@functools.cache
+def _routing_query() -> Select:
+    columns, condition, order = _routing_parts()
+    return select(*columns).where(condition).order_by(*order)
+
+
+def _routing_params(grid_id: int) -> dict[str, int]:
+    return {"grid_id": grid_id, "cap": ROUTING_LOAD_CAP}
+
+
+def route_targets(compound: Compound, day, workers: list | None = None) -> dict[str, Any]:
     """Who a case in ``compound`` goes to: the grid and its least-loaded worker, the firm, the branch.
 
     The load of each worker is counted up to :data:`ROUTING_LOAD_CAP` open cases (an index range of at
     most that many entries per worker, however many cases the grid has); ties go to the lower id, and
-    among workers who are all full the cases go round in turn. The firm and the branch come from the
+    among workers who are all full the cases go round in turn. ``workers``: the ``(user, load)`` rows of the
+    grid when already read (an intake reads them with its allocation). The firm and the branch come from the
     per-process cache of :mod:`app.org.lookups`.
     """
     targets: dict[str, Any] = {"grid_id": compound.grid_id, "grid_worker": None, "firm_id": None, "branch_id": None}
     if compound.grid_id is not None:
-        rows = db.session.execute(_routing_query(), {"grid_id": compound.grid_id, "cap": ROUTING_LOAD_CAP}).all()
-        if rows:
-            least = min(load for _user, load in rows)
-            candidates = [user for user, load in rows if load == least]
+        if workers is None:
+            workers = db.session.execute(_routing_query(), _routing_params(compound.grid_id)).all()
+        if workers:
+            least = min(load for _user, load in workers)
+            candidates = [user for user, load in workers if load == least]
             turn = next(_routing_turn) if least >= ROUTING_LOAD_CAP else 0
             targets["grid_worker"] = candidates[turn % len(candidates)]
             lookups.keep_alive(targets["grid_worker"])  # the response names the worker: no reload
@@ -448,8 +466,11 @@ def register_case(
         also["duplicates"] = duplicate_refs_read(category.id, compound.id, building, now)
     if phone is not None:
         also["standing"] = resident_messages.standing_read(phone, now)
+    # and the grid's workers with their loads, for the routing
+    grid_id = compound.grid_id if compound is not None else None
+    join = (*_routing_parts(), _routing_params(grid_id)) if grid_id is not None else None
     case_id, new_ref, new_code, pool, read = _allocate(
-        now, need_ref=ref is None, need_code=not signoff_token, ids=written, also=also
+        now, need_ref=ref is None, need_code=not signoff_token, ids=written, also=also, join=join
     )
     case = Case(
         ref=ref or new_ref,
@@ -480,7 +501,7 @@ def register_case(
         needs_routing=True,
     )
     if compound is not None:
-        targets = route_targets(compound, to_local(now).date())
+        targets = route_targets(compound, to_local(now).date(), read["joined"] if read is not None and join else None)
         case.grid_id = targets["grid_id"]
         case.firm_id = targets["firm_id"]
         case.branch_id = targets["branch_id"]
@@ -488,48 +509,46 @@ def register_case(
             case.assigned_grid_worker_id = targets["grid_worker"].id
     sla.on_registered(case, now)  # timers are part of the first INSERT
     # Nothing is written until the case is complete (issue 12): it is routed in memory, and the case (in
-    # its routed state: no UPDATE), its two events, its two steps and the resident's receipt go out in one
-    # flush; then the handlers' notifications. On PostgreSQL the case's id comes with the reference number
-    # in one statement; SQLite inserts the case first to learn its id.
-    with db.session.no_autoflush:
-        if case_id is not None:
-            case.id = case_id
-            db.session.add(case)
-        else:
-            db.session.add(case)
-            db.session.flush()
-        if read is not None:
-            duplicates = list(read.get("duplicates") or [])
-        else:
-            duplicates = possible_duplicate_refs(
-                category.id, case.compound_id, case.building_id, now, exclude_id=case.id
+    # its routed state: no UPDATE), its two events, its two steps, the resident's receipt and the handlers'
+    # notifications go out together. On PostgreSQL that is one statement (the case's id comes with the
+    # reference number); SQLite inserts the case first to learn its id, the rest in one flush.
+    with bulk.staging():
+        with db.session.no_autoflush:
+            if case_id is not None:
+                case.id = case_id
+                db.session.add(case)
+            else:
+                db.session.add(case)
+                db.session.flush()
+            if read is not None:
+                duplicates = list(read.get("duplicates") or [])
+            else:
+                duplicates = possible_duplicate_refs(
+                    category.id, case.compound_id, case.building_id, now, exclude_id=case.id
+                )
+            record_event(
+                case,
+                actor,
+                "created",
+                now=now,
+                payload={
+                    "channel": case.channel,
+                    "category": category.code,
+                    "urgency": case.urgency,
+                    "possible_duplicates": duplicates,
+                    **({"extra": data.extra} if data.extra else {}),
+                },
+                flush=False,
             )
-        record_event(
-            case,
-            actor,
-            "created",
-            now=now,
-            payload={
-                "channel": case.channel,
-                "category": category.code,
-                "urgency": case.urgency,
-                "possible_duplicates": duplicates,
-                **({"extra": data.extra} if data.extra else {}),
-            },
-            flush=False,
-        )
-        facts.enter_step(case, None, now)
-        # the receipt by SMS (nothing without a mobile number)
-        resident_messages.case_registered(case, now, standing=tuple(read["standing"]) if read and phone else None)
-        routed = None
-        if case.assigned_grid_worker_id is not None:
-            case.needs_routing = False
-            routed = fire(case, "route", SYSTEM_ACTOR, now=now, lock=False, flush=False)
-    if not bulk.write_new((Case, CaseEvent, StepFact, OutboundMessage), pool):
-        db.session.flush()  # SQLite, or anything unexpected in the session: the unit of work
-    # notifications are written with set-based INSERTs that refer to the case row: after the flush
-    if routed is not None:
-        sla.notify_transition(case, routed)
+            facts.enter_step(case, None, now)
+            # the receipt by SMS (nothing without a mobile number)
+            resident_messages.case_registered(case, now, standing=tuple(read["standing"]) if read and phone else None)
+            if case.assigned_grid_worker_id is not None:
+                case.needs_routing = False
+                routed = fire(case, "route", SYSTEM_ACTOR, now=now, lock=False, flush=False)
+                sla.notify_transition(case, routed)  # set-based rows: staged, written with the case
+        if not bulk.write_new((Case, CaseEvent, StepFact, OutboundMessage), pool):
+            db.session.flush()  # SQLite, or anything unexpected in the session: the unit of work
     if case.urgency == URGENCY_URGENT:
         alert_urgent(case, now)
     case.possible_duplicates = duplicates  # their references, for the caller to show; not stored

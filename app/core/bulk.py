@@ -6,7 +6,8 @@ in one query when the caller needs them; elsewhere an executemany.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import StatementError
@@ -39,6 +40,10 @@ def insert_rows(model, rows: Sequence[dict], *, return_ids: bool = False) -> lis
         )
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
+    staged = db.session().info.get(_STAGED)
+    if staged is not None:  # inside staging(): the rows go out with the next write_new statement
+        staged.append((model, rows))
+        return ids
     from psycopg.types.json import Json
 
     columns = list(rows[0])
@@ -52,6 +57,27 @@ def insert_rows(model, rows: Sequence[dict], *, return_ids: bool = False) -> lis
 
 
 # ------------------------------------------------------------------ new rows of a request in one statement
+
+_STAGED = "ksm_bulk_staged"
+
+
+@contextmanager
+def staging() -> Iterator[None]:
+    """While open (PostgreSQL), rows given to :func:`insert_rows` wait in the session and go out in the statement
+    of the next :func:`write_new` — an intake's notifications with its case, in one round trip, though they are
+    made with the notification service's set-based writes. Rows still waiting when it closes (``write_new`` fell
+    back to the unit of work) are inserted then, after the caller's flush. Elsewhere it changes nothing."""
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql" or _STAGED in session.info:
+        yield
+        return
+    session.info[_STAGED] = []
+    try:
+        yield
+    finally:
+        left = session.info.pop(_STAGED, [])
+    for model, rows in left:
+        insert_rows(model, rows)
 
 
 class IdPool:
@@ -118,7 +144,7 @@ def _statement(shape: tuple, dialect) -> tuple[str, list]:
     if built is not None:
         return built
     parts, processors, n = [], [], 0
-    for table, count, columns in shape:
+    for index, (table, count, columns) in enumerate(shape):
         column_processors = [table.c[column].type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
         tuples = []
         for _row in range(count):
@@ -126,7 +152,8 @@ def _statement(shape: tuple, dialect) -> tuple[str, list]:
             processors.extend(column_processors)
             n += len(columns)
         listed = ", ".join(f'"{column}"' for column in columns)
-        parts.append(f'w_{table.name} AS (INSERT INTO "{table.name}" ({listed}) VALUES {", ".join(tuples)})')
+        name = f"w_{table.name}" if all(other is not table for other, _n, _c in shape[:index]) else f"w{index}"
+        parts.append(f'{name} AS (INSERT INTO "{table.name}" ({listed}) VALUES {", ".join(tuples)})')
     built = (f"WITH {', '.join(parts)} SELECT 1", processors)
     if len(_STATEMENTS) < 64:
         _STATEMENTS[key] = built
@@ -158,7 +185,8 @@ def write_new(models: Sequence[type], pool: IdPool) -> bool:
     new, changed or deleted instances) or an id or a value is missing: the caller then flushes as usual.
 
     An intake writes its case, events, steps and receipt this way: one round trip instead of four INSERTs,
-    and none of the unit of work's bookkeeping (a quarter of an intake's time). The session's ``after_flush``
+    and none of the unit of work's bookkeeping (a quarter of an intake's time). The rows waiting in
+    :func:`staging` (the intake's notifications) go last in the same statement. The session's ``after_flush``
     listeners run as for a flush (the request's metrics count intakes there).
     """
     session = db.session()  # the request's Session (its events, not the scoped proxy)
@@ -179,11 +207,17 @@ def write_new(models: Sequence[type], pool: IdPool) -> bool:
             return False
         rows[type(obj)].append(row)
     batches = [(model.__table__, batch) for model, batch in rows.items() if batch]
+    staged = session.info.get(_STAGED) or []
+    batches += [(model.__table__, batch) for model, batch in staged]  # after the rows they refer to
     connection = session.connection()
-    statement, processors = _statement(
-        tuple((table, len(batch), tuple(batch[0])) for table, batch in batches), connection.dialect
+    shape = tuple((table, len(batch), tuple(batch[0])) for table, batch in batches)
+    statement, processors = _statement(shape, connection.dialect)
+    flat = (
+        row[column]
+        for (_t, _n, columns), (_t, batch) in zip(shape, batches, strict=True)
+        for row in batch
+        for column in columns
     )
-    flat = (value for _table, batch in batches for row in batch for value in row.values())
     try:
         parameters = tuple(
             value if process is None else process(value) for process, value in zip(processors, flat, strict=True)
@@ -191,6 +225,7 @@ def write_new(models: Sequence[type], pool: IdPool) -> bool:
     except (TypeError, ValueError) as error:  # e.g. a naive datetime: as SQLAlchemy reports a bad value
         raise StatementError(f"({type(error).__name__}) {error}", statement, None, error) from error
     _execute_raw(connection, statement, parameters)
+    del staged[:]
     session.dispatch.after_flush(session, None)
     for obj in new:
         session.expunge(obj)

@@ -57,7 +57,14 @@ def _urgent_cases(case_ids: Iterable[int | None]) -> set[int]:
     ids = {i for i in case_ids if i}
     if not ids:
         return set()
-    return set(db.session.scalars(select(Case.id).where(Case.id.in_(ids), Case.urgency == "urgent")))
+    # a case of this session not yet written (an intake notifies before its rows go out): its own urgency
+    pending = {obj.id: obj.urgency for obj in db.session.new if isinstance(obj, Case) and obj.id in ids}
+    urgent = {number for number, urgency in pending.items() if urgency == "urgent"}
+    rest = ids - pending.keys()
+    if rest:
+        with db.session.no_autoflush:
+            urgent |= set(db.session.scalars(select(Case.id).where(Case.id.in_(rest), Case.urgency == "urgent")))
+    return urgent
 
 
 def _preferences(users: Iterable[User]) -> dict[int, set[str]]:

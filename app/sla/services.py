@@ -24,13 +24,14 @@ from app.auth.models import User
 from app.auth.permissions import in_scope
 from app.cases import labels as L
 from app.cases.actors import SYSTEM_ACTOR
-from app.cases.models import Case, CaseEvent
+from app.cases.models import Case, CaseEvent, Category
 from app.core import settings_cache
 from app.core.bulk import insert_rows
 from app.core.errors import Conflict, PermissionDenied, ValidationError
 from app.core.timeutil import app_tz, to_local, utcnow
 from app.extensions import db
 from app.notify import services as notify
+from app.org import lookups
 from app.reports import facts
 from app.reports.models import ActionFact
 from app.sla.calendar import DEFAULT_PERIODS, CalendarError, Limit, WorkCalendar, parse_periods
@@ -299,7 +300,9 @@ def on_reassigned(case: Case, event: CaseEvent, now: datetime) -> None:
 def notify_transition(case: Case, event: CaseEvent) -> None:
     """Tell whoever must act now (new work, a return, a resident's send-back, a branch decline)."""
     trigger, ref, note = event.trigger, case.ref, event.note or ""
-    category = case.category.name_zh if case.category else ""
+    # from the cache, not case.category: an intake notifies before its case is written (its rows go out together)
+    found = lookups.get(Category, case.category_id)
+    category = found.name_zh if found is not None else ""
 
     def new_work():
         return (
