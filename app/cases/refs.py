@@ -53,8 +53,16 @@ def _create(name: str, day: date) -> None:
             log.info("sequence %s created concurrently: %s", name, error.orig)
 
 
+#: engine → its URL as the caches' key (rendering the URL on every look-up cost more than the look-up)
+_urls: dict[int, tuple[object, str]] = {}
+
+
 def _url() -> str:
-    return db.engine.url.render_as_string(hide_password=True)
+    engine = db.engine
+    known = _urls.get(id(engine))
+    if known is None or known[0] is not engine:
+        known = _urls[id(engine)] = (engine, engine.url.render_as_string(hide_password=True))
+    return known[1]
 
 
 def _day_sequence(day: date) -> str:

@@ -104,27 +104,46 @@ class IdPool:
         return free.pop(0) if free else None
 
 
+_MISSING = object()
+#: class → (attribute, column, what a new row lacking it gets) for each column, worked out once per class
+_PLANS: dict[type, list[tuple[str, str, object]]] = {}
+
+
+def _plan(cls) -> list[tuple[str, str, object]]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        mapper = inspect(cls)
+        plan = []
+        for prop in mapper.column_attrs:
+            column = prop.columns[0]
+            if column is mapper.version_id_col:
+                fill = 1  # what the unit of work's version counter gives a new row
+            elif column.default is not None and column.default.is_scalar:
+                fill = column.default.arg
+            elif (
+                column.default is None and column.server_default is None and column.nullable and not column.primary_key
+            ):
+                fill = None
+            else:
+                fill = _MISSING  # only the database could fill it
+            plan.append((prop.key, column.name, fill))
+        _PLANS[cls] = plan
+    return plan
+
+
 def _row_of(obj) -> dict | None:
     """The column values of a new instance for its INSERT (the instance gets each default it lacked), or None
     when a column would need the database to fill it (then the caller lets the unit of work flush)."""
-    mapper = inspect(obj).mapper
     values = obj.__dict__
     row = {}
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        if prop.key in values:
-            row[column.name] = values[prop.key]
+    for key, name, fill in _plan(type(obj)):
+        if key in values:
+            row[name] = values[key]
             continue
-        if column is mapper.version_id_col:
-            value = 1  # what the unit of work's version counter gives a new row
-        elif column.default is not None and column.default.is_scalar:
-            value = column.default.arg
-        elif column.default is None and column.server_default is None and column.nullable and not column.primary_key:
-            value = None
-        else:
+        if fill is _MISSING:
             return None
-        setattr(obj, prop.key, value)
-        row[column.name] = value
+        setattr(obj, key, fill)
+        row[name] = fill
     return row
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.util import identity_key
 
 from app.cases.models import Category
 from app.core import settings_cache
 from app.core.params import parse_id
+from app.extensions import db
 from app.org.models import (
     Building,
     Community,
@@ -113,9 +115,11 @@ def routing_of(compound_id: int, day: date) -> tuple[int | None, int | None]:
 
 def prime_case(case) -> None:
     """Put the rows a case's serializer reads (its category and organisation) into the session, so
-    ``case.compound``, ``case.firm`` … are answered from the identity map without SQL."""
-    get(Category, case.category_id)
+    ``case.compound``, ``case.firm`` … are answered from the identity map without SQL. Rows the session
+    holds already (the intake attached the compound with its community, street and grid) stay as they are."""
+    held = db.session.identity_map
     for model, number in (
+        (Category, case.category_id),
         (Street, case.street_id),
         (Community, case.community_id),
         (Compound, case.compound_id),
@@ -125,7 +129,10 @@ def prime_case(case) -> None:
         (PartyBranch, case.branch_id),
         (ServiceStation, case.station_id),
     ):
-        get(model, number)
+        if number is not None:
+            present = held.get(identity_key(model, number))
+            if present is None or inspect(present).expired_attributes:
+                get(model, number)
 
 
 def categories() -> tuple[Category, ...]:
