@@ -44,19 +44,7 @@ def test_an_intake_queues_its_notifications_with_it_and_urgent_ones_go_at_once(c
     try:
         user("grid1").email = "grid1@example.org"
         db.session.commit()
-
-        def intake(urgency):
-            data = services.Intake(
-                category="water_leak",
-                description="楼道水管爆裂，水流不止",
-                compound="X01",
-                urgency=urgency,
-                resident_name="陈先生",
-                resident_phone="13812345678",
-            )
-            return services.register_case(data, user("clerk1"), now=night)
-
-        urgent, normal = intake("urgent"), intake("normal")
+        urgent, normal = (load(make_case(urgency=urgency, now=night)) for urgency in ("urgent", "normal"))
         db.session.commit()
     finally:
         app.config.update(NOTIFY_CHANNELS="log", SMTP_HOST=None)
