@@ -11,7 +11,9 @@ each, with the same client (threads, keep-alive ``http.client``, ``c`` concurren
 - ``floor``: ``POST /floor`` — the case, its event, its notification in one transaction, no logic;
 - ``one``: ``POST /one`` — one INSERT.
 
-While ``ours`` runs, ``pg_stat_activity`` is sampled for sessions waiting on a lock. ``--scaling``
+While ``ours`` runs, ``pg_stat_activity`` is sampled for sessions waiting on a lock; during ``ours`` and
+``floor`` the CPU time of the server's workers and of PostgreSQL's processes is read from ``/proc`` and given
+per request (``cpu_ms_per_request``: where the cost of a request is, not only how many there are). ``--scaling``
 also measures ours with 1, 2 and 4 workers. Results: JSON on stdout and ``bench/out/intake.json``.
 """
 
@@ -79,6 +81,68 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process (Linux ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, _sep, rest = stat.read().rpartition(")")
+                found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _cpu_of_tree(root: int) -> float:
+    """User + system CPU seconds so far of ``root`` and its children, those that exited included: a parent's
+    ``cutime``/``cstime`` hold the time of the children it reaped (gunicorn recycles workers after
+    ``max_requests``; PostgreSQL's backends come and go), the live children are read one by one."""
+    ticks = 0
+    for pid, parent, _name in _processes():
+        if pid == root or parent == root:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            if pid == root:
+                ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped children
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster() -> int | None:
+    """The PostgreSQL server's main process on this machine (a ``postgres`` whose parent is not one)."""
+    processes = _processes()
+    names = {pid: name for pid, _parent, name in processes}
+    return next(
+        (
+            pid
+            for pid, parent, name in processes
+            if name.startswith("postgres") and not names.get(parent, "").startswith("postgres")
+        ),
+        None,
+    )
+
+
+def measured(server: subprocess.Popen, port: int, path: str, headers: dict, seconds: float, concurrency: int) -> dict:
+    """:func:`load`, with the CPU time per request spent by the server (gunicorn's master and workers: Python) and
+    by PostgreSQL (all its processes: backends, WAL writer, checkpointer) during the load — where a request's
+    cost is. Other work on the machine is not in either figure (it is in the request rates)."""
+    postmaster = _postmaster()
+    before = (_cpu_of_tree(server.pid), _cpu_of_tree(postmaster) if postmaster else 0.0)
+    result = load(port, path, headers, seconds, concurrency)
+    after = (_cpu_of_tree(server.pid), _cpu_of_tree(postmaster) if postmaster else 0.0)
+    served = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {
+        "workers": (after[0] - before[0]) * 1000 / served,
+        "postgres": (after[1] - before[1]) * 1000 / served if postmaster else None,
+    }
+    return result
 
 
 def load(port: int, path: str, headers: dict, seconds: float, concurrency: int, expect: int = 201) -> dict:
@@ -274,14 +338,17 @@ def main() -> None:
         load(8702, "/one", {}, 1, args.concurrency)
         for number in range(args.rounds):
             with LockSampler(engine) as sampler:
-                mine = load(8701, "/api/v1/cases", auth, args.seconds, args.concurrency)
+                mine = measured(ours, 8701, "/api/v1/cases", auth, args.seconds, args.concurrency)
             mine["lock_waits"] = sampler.waiting
             mine["lock_samples"] = sampler.samples
             mine["lock_examples"] = sampler.examples
-            row = {"ours": mine, "floor": load(8702, "/floor", {}, args.seconds, args.concurrency)}
+            row = {"ours": mine, "floor": measured(floor, 8702, "/floor", {}, args.seconds, args.concurrency)}
             row["one"] = load(8702, "/one", {}, args.seconds, args.concurrency)
             results["rounds"].append(row)
             print(number, {k: round(v["rps"], 1) for k, v in row.items()}, file=sys.stderr, flush=True)
+            print(
+                "   CPU ms per request", {k: row[k]["cpu_ms_per_request"] for k in ("ours", "floor")}, file=sys.stderr
+            )
     finally:
         _stop(ours)
         _stop(floor)
@@ -298,6 +365,13 @@ def main() -> None:
     for name in ("ours", "floor", "one"):
         values = [row[name]["rps"] for row in results["rounds"]]
         results[name] = {"median_rps": statistics.median(values), "min_rps": min(values), "max_rps": max(values)}
+    for name in ("ours", "floor"):
+        results[name]["cpu_ms_per_request"] = {
+            part: statistics.median(values) if values else None
+            for part in ("workers", "postgres")
+            if (values := [v for row in results["rounds"] if (v := row[name]["cpu_ms_per_request"][part]) is not None])
+            or True
+        }
     results["ours_vs_floor"] = results["ours"]["median_rps"] / results["floor"]["median_rps"]
     results["ours_vs_one"] = results["ours"]["median_rps"] / results["one"]["median_rps"]
     results["load_average_after"] = os.getloadavg()
