@@ -489,6 +489,31 @@ def test_smtp_delivers_to_a_local_server_and_retries(ctx, app, monkeypatch):
         smtp.close()
 
 
+def test_a_numbers_quota_holds_whatever_the_routings_cap(ctx, app, aliyun, monkeypatch):
+    """The SMS standing is read in the statement that also counts the grid workers' loads (PostgreSQL): each read
+    binds its own cap. (They shared one name, and the routing's cap of 1 made the count stop at 1: the quota of 3
+    was never reached.)"""
+    monkeypatch.setitem(app.config, "SMS_MAX_PER_RECIPIENT_PER_DAY", 3)
+    monkeypatch.setattr(services, "ROUTING_LOAD_CAP", 1)
+    refs = [make_case(now=WED_0900 + timedelta(minutes=i)) for i in range(4)]
+    assert [resident_rows(load(ref))[0].status for ref in refs] == ["pending", "pending", "pending", "skipped"]
+
+
+def test_the_allocation_refuses_two_reads_binding_one_name_to_two_values(ctx):
+    from sqlalchemy import bindparam, literal_column
+
+    from app.cases import refs
+    from tests.conftest import IS_POSTGRES
+
+    if not IS_POSTGRES:
+        pytest.skip("the allocation statement is PostgreSQL's")
+    first = literal_column("1") + bindparam("cap")
+    second = literal_column("2") + bindparam("cap")
+    with pytest.raises(ValueError, match="'cap'"):
+        refs.allocate(None, None, {}, {"a": (first, {"cap": 5}), "b": (second, {"cap": 200})})
+    db.session.rollback()
+
+
 def test_the_reminder_and_quota_queries_use_their_indexes(ctx):
     from sqlalchemy import text
 

@@ -16,6 +16,7 @@ A sequence is one small relation (8 kB) per day: about 3 MB a year, so old ones 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -53,16 +54,17 @@ def _create(name: str, day: date) -> None:
             log.info("sequence %s created concurrently: %s", name, error.orig)
 
 
-#: engine → its URL as the caches' key (rendering the URL on every look-up cost more than the look-up)
-_urls: dict[int, tuple[object, str]] = {}
+#: engine → its URL as the caches' key (rendering the URL on every look-up cost more than the look-up); weak, so a
+#: disposed engine is not kept alive
+_urls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _url() -> str:
     engine = db.engine
-    known = _urls.get(id(engine))
-    if known is None or known[0] is not engine:
-        known = _urls[id(engine)] = (engine, engine.url.render_as_string(hide_password=True))
-    return known[1]
+    url = _urls.get(engine)
+    if url is None:
+        url = _urls[engine] = engine.url.render_as_string(hide_password=True)
+    return url
 
 
 def _day_sequence(day: date) -> str:
@@ -158,10 +160,12 @@ def allocate(
             _ALLOCATIONS.clear()
         _ALLOCATIONS[key] = statement
     params: dict[str, Any] = {"code": code} if code is not None else {}
-    for _name, (_expression, values) in also.items():
-        params.update(values)
-    if join:
-        params.update(join[3])
+    for values in [values for _expression, values in also.values()] + ([join[3]] if join else []):
+        for name, value in values.items():
+            # one statement, one namespace: two reads giving one name two values would get one of them
+            if name in params and params[name] != value:
+                raise ValueError(f"the allocation's reads both bind {name!r}, to {params[name]!r} and {value!r}")
+            params[name] = value
     rows = db.session.execute(statement, params).all()
     row = rows[0]
     extra = {name: row._mapping[name] for name in also}

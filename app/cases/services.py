@@ -389,22 +389,22 @@ _routing_turn = itertools.count()
 
 @functools.cache
 def _routing_parts() -> tuple[tuple, ColumnElement, tuple]:
-    """The active grid workers of a grid (``grid_id``) with their open cases, each counted up to ``cap`` — and
-    only when the grid has more than one worker (most grids have one: nothing to compare): the columns
-    ``(User, load)``, the condition on ``User``, the order. Read on their own (:func:`_routing_query`) or with
-    an intake's allocation (:func:`app.cases.refs.allocate`)."""
+    """The active grid workers of a grid (``routing_grid``) with their open cases, each counted up to
+    ``routing_cap`` — and only when the grid has more than one worker (most grids have one: nothing to compare):
+    the columns ``(User, load)``, the condition on ``User``, the order. Read on their own (:func:`_routing_query`)
+    or with an intake's allocation (:func:`app.cases.refs.allocate`)."""
     capped = (
         # open states only: the (assignee, state) index then skips the worker's closed history; no other column,
         # so the index alone can answer
         select(Case.assigned_grid_worker_id)
         .where(Case.assigned_grid_worker_id == User.id, Case.state.in_(OPEN_STATES))
-        .limit(bindparam("cap", type_=Integer))
+        .limit(bindparam("routing_cap", type_=Integer))
         .correlate(User)
         .subquery()
     )
     open_load = select(func.count()).select_from(capped).scalar_subquery()
     load = sql_case((func.count().over() > 1, open_load), else_=0)
-    condition = and_(User.role == roles.GRID_WORKER, User.grid_id == bindparam("grid_id"), User.active.is_(True))
+    condition = and_(User.role == roles.GRID_WORKER, User.grid_id == bindparam("routing_grid"), User.active.is_(True))
     return (User, load), condition, (User.id,)
 
 
@@ -415,7 +415,8 @@ def _routing_query() -> Select:
 
 
 def _routing_params(grid_id: int) -> dict[str, int]:
-    return {"grid_id": grid_id, "cap": ROUTING_LOAD_CAP}
+    # named apart from the other reads of the allocation statement (the SMS standing has its own "cap")
+    return {"routing_grid": grid_id, "routing_cap": ROUTING_LOAD_CAP}
 
 
 def route_targets(compound: Compound, day, workers: list | None = None) -> dict[str, Any]:
