@@ -189,10 +189,16 @@ def test_staged_rows_are_dropped_with_a_failed_intake(ctx):
     with pytest.raises(RuntimeError), bulk.staging():
         bulk.insert_rows(Notification, [_note("dropped")])
         raise RuntimeError("the intake failed")
-    assert _count("dropped") == 0
-    with bulk.staging():  # and the next one starts empty
-        pass
-    assert _count("dropped") == 0
+    assert _count("dropped") == 0 and bulk._STAGED not in db.session.info  # nothing left for the next one
+    with bulk.staging():  # an intake inside an outer staging (an importer's loop) that fails and is caught
+        bulk.insert_rows(Notification, [_note("kept")])
+        with pytest.raises(RuntimeError), bulk.staging():
+            bulk.insert_rows(Notification, [_note("dropped")])
+            raise RuntimeError("this row of the import failed")
+        assert [kind for _model, rows in db.session.info[bulk._STAGED] for kind in (r["kind"] for r in rows)] == [
+            "kept"
+        ]
+    assert _count("kept") == 1 and _count("dropped") == 0
     db.session.rollback()
 
 

@@ -66,10 +66,20 @@ def staging() -> Iterator[None]:
     """While open (PostgreSQL), rows given to :func:`insert_rows` wait in the session and go out in the statement
     of the next :func:`write_new` — an intake's notifications with its case, in one round trip, though they are
     made with the notification service's set-based writes. Rows still waiting when it closes (``write_new`` fell
-    back to the unit of work) are inserted then, after the caller's flush. Elsewhere it changes nothing."""
+    back to the unit of work) are inserted then, after the caller's flush; an exception drops them — inside an
+    outer staging, only those of the inner block. Elsewhere it changes nothing."""
     session = db.session()
-    if session.get_bind().dialect.name != "postgresql" or _STAGED in session.info:
+    if session.get_bind().dialect.name != "postgresql":
         yield
+        return
+    if _STAGED in session.info:  # inside another: the outer one writes, but a failed inner block takes its rows back
+        staged = session.info[_STAGED]
+        mark = len(staged)
+        try:
+            yield
+        except BaseException:
+            del staged[mark:]
+            raise
         return
     session.info[_STAGED] = []
     try:

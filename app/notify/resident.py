@@ -130,6 +130,8 @@ def _sent_today(to_one: bool, statuses: tuple[str, ...] = ("pending", "sent")):
     bounded index range scan however busy the day."""
     day = (OutboundMessage.created_at >= bindparam("start"), OutboundMessage.created_at < bindparam("end"))
     if to_one:
+        if statuses != ("pending", "sent"):
+            raise ValueError("a number's quota counts its pending and sent messages (the partial index's condition)")
         # the partial index of the counted messages (its condition word for word): a number's standing is read
         # from at most its quota of entries, not from all of the day's messages to it — thousands when one
         # number reports all day and its receipts are skipped

@@ -62,8 +62,7 @@ def _urgent_cases(case_ids: Iterable[int | None]) -> set[int]:
     urgent = {number for number, urgency in pending.items() if urgency == "urgent"}
     rest = ids - pending.keys()
     if rest:
-        with db.session.no_autoflush:
-            urgent |= set(db.session.scalars(select(Case.id).where(Case.id.in_(rest), Case.urgency == "urgent")))
+        urgent |= set(db.session.scalars(select(Case.id).where(Case.id.in_(rest), Case.urgency == "urgent")))
     return urgent
 
 
