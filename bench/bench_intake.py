@@ -115,25 +115,31 @@ def _cpu_of_tree(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _postmaster() -> int | None:
-    """The PostgreSQL server's main process on this machine (a ``postgres`` whose parent is not one)."""
-    processes = _processes()
-    names = {pid: name for pid, _parent, name in processes}
-    return next(
-        (
-            pid
-            for pid, parent, name in processes
-            if name.startswith("postgres") and not names.get(parent, "").startswith("postgres")
-        ),
-        None,
-    )
+def _postmaster(engine) -> int | None:
+    """The pid of the PostgreSQL server holding the bench database (the first line of its ``postmaster.pid``), or
+    None when that file cannot be read (a server on another machine or of another user)."""
+    with engine.connect() as connection:
+        directory = connection.execute(text("SELECT current_setting('data_directory')")).scalar()
+    try:
+        with open(Path(directory) / "postmaster.pid") as pidfile:
+            return int(pidfile.readline())
+    except (OSError, ValueError):
+        return None
 
 
-def measured(server: subprocess.Popen, port: int, path: str, headers: dict, seconds: float, concurrency: int) -> dict:
+def measured(
+    server: subprocess.Popen,
+    postmaster: int | None,
+    port: int,
+    path: str,
+    headers: dict,
+    seconds: float,
+    concurrency: int,
+) -> dict:
     """:func:`load`, with the CPU time per request spent by the server (gunicorn's master and workers: Python) and
-    by PostgreSQL (all its processes: backends, WAL writer, checkpointer) during the load — where a request's
-    cost is. Other work on the machine is not in either figure (it is in the request rates)."""
-    postmaster = _postmaster()
+    by the PostgreSQL server ``postmaster`` (all its processes: backends, WAL writer, checkpointer) during the load
+    — where a request's cost is. Other work on the machine is not in the server's figure; in PostgreSQL's, work on
+    the same server's other databases would be (the bench leaves none running)."""
     before = (_cpu_of_tree(server.pid), _cpu_of_tree(postmaster) if postmaster else 0.0)
     result = load(port, path, headers, seconds, concurrency)
     after = (_cpu_of_tree(server.pid), _cpu_of_tree(postmaster) if postmaster else 0.0)
@@ -322,6 +328,7 @@ def main() -> None:
     }
     auth = {"Authorization": f"Bearer {secret}", "Accept-Language": "en"}
     engine = create_engine(URL)
+    postmaster = _postmaster(engine)
     results: dict = {
         "concurrency": args.concurrency,
         "workers": args.workers,
@@ -338,11 +345,14 @@ def main() -> None:
         load(8702, "/one", {}, 1, args.concurrency)
         for number in range(args.rounds):
             with LockSampler(engine) as sampler:
-                mine = measured(ours, 8701, "/api/v1/cases", auth, args.seconds, args.concurrency)
+                mine = measured(ours, postmaster, 8701, "/api/v1/cases", auth, args.seconds, args.concurrency)
             mine["lock_waits"] = sampler.waiting
             mine["lock_samples"] = sampler.samples
             mine["lock_examples"] = sampler.examples
-            row = {"ours": mine, "floor": measured(floor, 8702, "/floor", {}, args.seconds, args.concurrency)}
+            row = {
+                "ours": mine,
+                "floor": measured(floor, postmaster, 8702, "/floor", {}, args.seconds, args.concurrency),
+            }
             row["one"] = load(8702, "/one", {}, args.seconds, args.concurrency)
             results["rounds"].append(row)
             print(number, {k: round(v["rps"], 1) for k, v in row.items()}, file=sys.stderr, flush=True)
@@ -366,12 +376,11 @@ def main() -> None:
         values = [row[name]["rps"] for row in results["rounds"]]
         results[name] = {"median_rps": statistics.median(values), "min_rps": min(values), "max_rps": max(values)}
     for name in ("ours", "floor"):
-        results[name]["cpu_ms_per_request"] = {
-            part: statistics.median(values) if values else None
-            for part in ("workers", "postgres")
-            if (values := [v for row in results["rounds"] if (v := row[name]["cpu_ms_per_request"][part]) is not None])
-            or True
-        }
+        medians = {}
+        for part in ("workers", "postgres"):
+            values = [row[name]["cpu_ms_per_request"][part] for row in results["rounds"]]
+            medians[part] = statistics.median(values) if None not in values else None
+        results[name]["cpu_ms_per_request"] = medians
     results["ours_vs_floor"] = results["ours"]["median_rps"] / results["floor"]["median_rps"]
     results["ours_vs_one"] = results["ours"]["median_rps"] / results["one"]["median_rps"]
     results["load_average_after"] = os.getloadavg()

@@ -54,3 +54,24 @@ def test_the_cpu_of_a_tree_keeps_the_time_of_children_that_exited():
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
+
+
+def test_the_postmaster_is_that_of_the_bench_database():
+    from sqlalchemy import create_engine
+
+    from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
+
+    if not IS_POSTGRES:
+        pytest.skip("a PostgreSQL server")
+    engine = create_engine(TEST_DATABASE_URL)
+    try:
+        pid = bench_intake._postmaster(engine)
+        if pid is None:  # a server whose data directory this user cannot read: no PostgreSQL figure, said so
+            pytest.skip("postmaster.pid not readable here")
+        with engine.connect() as connection:
+            backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            processes = {p: (parent, name) for p, parent, name in bench_intake._processes()}
+    finally:
+        engine.dispose()
+    assert processes[pid][1].startswith("postgres")
+    assert processes[backend][0] == pid  # our own connection's backend is its child
