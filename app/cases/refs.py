@@ -39,8 +39,8 @@ def sequence_name(day: date) -> str:
 
 def _create(name: str, day: date) -> None:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        exists = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}).scalar()
-        if exists:
+        present = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}).scalar()
+        if present:
             return
         counter = connection.execute(text("SELECT last FROM ref_counter WHERE day = :day"), {"day": day}).scalar()
         stored = connection.execute(
@@ -132,19 +132,19 @@ def allocate(
     )
     statement = _ALLOCATIONS.get(key)
     if statement is None:
-        columns = [
-            f"nextval('{_sequence_of('case')}')",
-            f"nextval('{day_sequence}')" if day_sequence is not None else "NULL",
-            "false",
-        ]
-        columns += IdPool.columns({_sequence_of(table): n for table, n in ids.items()})
-        values = [literal_column(column) for column in columns]
+        taken = literal_column("false")
         if code is not None:  # used by a case or a linked report
             cases, reports = db.metadata.tables["case"], db.metadata.tables["case_report"]
-            values[2] = or_(
+            taken = or_(
                 exists().where(cases.c.signoff_token == bindparam("code")),
                 exists().where(reports.c.signoff_token == bindparam("code")),
             )
+        values = [
+            literal_column(f"nextval('{_sequence_of('case')}')"),
+            literal_column(f"nextval('{day_sequence}')" if day_sequence is not None else "NULL"),
+            taken,
+            *(literal_column(c) for c in IdPool.columns({_sequence_of(table): n for table, n in ids.items()})),
+        ]
         values = [value.label(f"allocated_{i}") for i, value in enumerate(values)]
         statement = select(*values, *(e.label(n) for n, (e, _p) in also.items()))
         if join:
