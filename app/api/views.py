@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Blueprint, current_app, render_template, request, url_for
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -39,6 +38,7 @@ from app.auth import roles
 from app.cases import queries, services
 from app.cases.models import Attachment, Case, Category
 from app.core.errors import DomainError, NotFound, PermissionDenied, ValidationError
+from app.core.i18n import force_locale
 from app.extensions import db
 from app.org import lookups
 from app.org.models import Community, Compound, FirmContract, PropertyFirm, Street

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from functools import lru_cache
+
+from babel import Locale
 from flask import g, has_app_context
 from flask_babel import LazyString, get_locale, get_translations
+from flask_babel import force_locale as _babel_force_locale
 
 #: Flask-Babel (4.0) keeps a request's locale and translations on ``g._flask_babel``; ``force_locale``
 #: puts a new locale object there and restores the old one afterwards
@@ -25,6 +30,18 @@ def _current() -> tuple:
     if locale is not None and getattr(ctx, "babel_locale", None) is locale:
         ctx.ksm_memo = memo
     return memo
+
+
+@lru_cache(maxsize=16)
+def _parsed(identifier: str) -> Locale:
+    return Locale.parse(identifier)
+
+
+def force_locale(locale: str | Locale | None) -> AbstractContextManager:
+    """Flask-Babel's ``force_locale``, with each locale parsed once per process: Flask-Babel parses the name
+    on every call (a new ``Locale``, which looks for its data file on disk), and an API call forces a locale
+    two or three times. The same ``Locale`` object also keeps :func:`_current`'s memo valid."""
+    return _babel_force_locale(_parsed(locale) if isinstance(locale, str) else locale)
 
 
 def translations():

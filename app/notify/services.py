@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import force_locale
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth import roles
 from app.auth.models import User
 from app.core.bulk import insert_rows
+from app.core.i18n import force_locale
 from app.core.timeutil import utcnow
 from app.extensions import db
 from app.notify.channels import CHANNELS, DeliveryError, Outgoing, enabled_channels, group_robots

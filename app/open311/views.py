@@ -11,10 +11,10 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Blueprint, current_app, request
-from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 
 from app.core.errors import DomainError
+from app.core.i18n import force_locale
 from app.extensions import db
 from app.open311 import services
 from app.open311.formats import render, render_errors
