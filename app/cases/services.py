@@ -473,7 +473,8 @@ def register_case(
     case_id, new_ref, new_code, pool, read = _allocate(
         now, need_ref=ref is None, need_code=not signoff_token, ids=written, also=also, join=join
     )
-    case = Case(
+    case = bulk.new(
+        Case,
         ref=ref or new_ref,
         category_id=category.id,
         workflow=category.workflow,
@@ -599,7 +600,8 @@ def record_event(
 ) -> CaseEvent:
     """Append an immutable event to the case's history (``flush=False``: written with the caller's next
     flush; its id is unknown until then)."""
-    row = CaseEvent(
+    row = bulk.new(
+        CaseEvent,
         case_id=case.id,
         created_at=now or utcnow(),
         kind=kind,

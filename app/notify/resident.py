@@ -13,11 +13,12 @@ import re
 from datetime import datetime, time, timedelta
 
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import Integer, and_, bindparam, exists, func, literal_column, select, text
 
 from app.cases.models import Case
+from app.core import bulk
+from app.core.i18n import force_locale
 from app.core.timeutil import app_tz, to_local, utcnow
 from app.extensions import db
 from app.notify.channels import Outgoing, sms_ready
@@ -219,7 +220,8 @@ def queue(
         return None
     reason = _refusal(phone, now, standing)
     status = "skipped" if reason else "pending"
-    message = OutboundMessage(
+    message = bulk.new(
+        OutboundMessage,
         notification_id=None,
         channel="sms" if sms_ready() else "log",
         audience="resident",

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text, update
 
 from app.cases.models import Case
+from app.core import bulk
 from app.extensions import db
 from app.reports.models import ActionFact, StepFact
 
@@ -126,7 +127,8 @@ def enter_step(case: Case, trigger: str | None, now: datetime, source: str | Non
     state = "firm_processing" if case.state == "on_hold" else case.state
     party = PARTY_OF_STATE.get(state, "system")
     judged = "closure" if state == "closed" and source == "awaiting_signoff" else party
-    step = StepFact(
+    step = bulk.new(
+        StepFact,
         case_id=case.id,
         state=state,
         party=party,
