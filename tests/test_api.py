@@ -81,6 +81,39 @@ def test_a_revoked_token_stops_working_and_use_is_recorded(client, app):
     assert api.get("/me").status_code == 401
 
 
+def test_a_disabled_accounts_token_is_refused_and_last_use_is_written_once_a_minute(client, app):
+    from datetime import timedelta
+
+    secret = token_for(app, "clerk2")
+    api = Api(client, secret)
+
+    def last_used():
+        with app.app_context():
+            return db.session.scalar(
+                select(ApiToken.last_used_at).where(ApiToken.token_hash == ApiToken.hash_secret(secret))
+            )
+
+    assert api.get("/me").status_code == 200
+    first = last_used()
+    assert first is not None
+    assert api.get("/me").status_code == 200
+    assert last_used() == first  # within the minute: no write
+    with app.app_context():
+        db.session.execute(
+            ApiToken.__table__.update()
+            .where(ApiToken.token_hash == ApiToken.hash_secret(secret))
+            .values(last_used_at=first - timedelta(minutes=2))
+        )
+        db.session.commit()
+    assert api.get("/me").status_code == 200
+    assert last_used() > first - timedelta(seconds=1)  # older than a minute: written again
+    with app.app_context():
+        user("clerk2").active = False
+        db.session.commit()
+    refused = api.get("/me")
+    assert refused.status_code == 401 and error_of(refused)["code"] == "invalid_token"
+
+
 def test_me_names_the_role_and_scope(as_user):
     body = as_user("grid1").get("/me").get_json()
     assert (

@@ -265,8 +265,11 @@ def create_token(user: User, name: str = "cli") -> tuple[ApiToken, str]:
     return token, secret
 
 
+#: the owner of an unrevoked token, if active, with the token's id and last use: one entity, not two
 _TOKEN_QUERY = (
-    select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == bindparam("token_hash"))
+    select(User, ApiToken.id, ApiToken.last_used_at)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None), User.active.is_(True))
 )
 
 
@@ -278,14 +281,14 @@ def user_for_token(secret: str) -> User | None:
     found = db.session.execute(_TOKEN_QUERY, {"token_hash": ApiToken.hash_secret(secret)}).first()
     if found is None:
         return None
-    token, user = found
-    if token.is_revoked or not user.is_active:
-        return None
+    user, token_id, last_used_at = found
     now = utcnow()
     # Write the last-used time at most once a minute: a busy integration should not turn reads into writes.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        db.session.flush()
+    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
+        db.session.execute(
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now),
+            execution_options={"synchronize_session": False},
+        )
     return user
 
 
