@@ -51,7 +51,10 @@ class Config:
 
     SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or ("sqlite:///" + str(BASE_DIR / "instance" / "app.db"))
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    #: a pooled connection is pinged (``SELECT 1``) at check-out when it has rested this long; one used within
+    #: the window is trusted (app/core/pool.py; 0 pings at every check-out, as ``pool_pre_ping`` does)
+    DB_PING_AFTER_IDLE_SECONDS = float(os.environ.get("DB_PING_AFTER_IDLE_SECONDS") or 1.0)
     APP_TIMEZONE = os.environ.get("APP_TIMEZONE") or "Asia/Shanghai"
     #: ``embedded`` runs the escalation scheduler inside the web process (dev server only);
     #: ``off`` leaves it to ``flask scheduler``.
@@ -205,7 +208,6 @@ class ProductionConfig(Config):
     #: second connection is for the day's reference sequence and the replica check); behind PgBouncer in
     #: transaction mode set ``PGBOUNCER=1``: psycopg then never prepares statements (docs/deployment.md)
     SQLALCHEMY_ENGINE_OPTIONS = {
-        "pool_pre_ping": True,
         "pool_size": _env_int("DB_POOL_SIZE", 2),
         "max_overflow": _env_int("DB_MAX_OVERFLOW", 3),
         "pool_recycle": 3600,

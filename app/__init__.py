@@ -64,6 +64,9 @@ def create_app(config_class: type[Config] | None = None, **overrides) -> Flask:
 
     db.init_app(app)
     _configure_sqlite(app)
+    from app.core import pool
+
+    pool.init_app(app)  # the liveness check of pooled connections
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
